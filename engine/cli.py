@@ -1,0 +1,100 @@
+"""The ``kantong`` command line: a click group whose sub-commands load lazily.
+
+Each sub-command lives in ``engine/commands/<name>.py`` as a click command named
+``command``; the group imports it only when it runs, so ``kantong --help`` is
+instant. Every :class:`~engine.errors.EngineError` (and file-system error)
+becomes a one-line ``Error: ...`` message with exit code 1 - never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from engine import __version__
+from engine.errors import EngineError
+
+#: sub-command name -> (module under engine.commands, one-line help shown by ``kantong --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-data": ("demo_data", "Write a synthetic P3KE-style demo register, facilities and rasters."),
+    "build": ("build", "Fuse households, facilities and rasters into H3 cells (a run directory)."),
+    "pockets": ("pockets", "Find poverty pockets and priority scores in a run (re-runnable)."),
+    "sites": ("sites", "Choose sites for new facilities to reach the most extreme-poor households."),
+    "export": ("export", "Export privacy-safe cells, pockets or sites for GIS tools."),
+    "serve": ("serve", "Serve the offline web map and tile server for a run."),
+    "compare": ("compare", "Compare two runs (e.g. two years) cell by cell and pocket by pocket."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each sub-command's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: D102
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, _ = COMMANDS[cmd_name]
+        module = importlib.import_module(f"engine.commands.{module_name}")
+        return module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List sub-commands from the static table, without importing them."""
+        rows = [(name, help_) for name, (_, help_) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the sub-command; turn engine and file errors into one-line messages."""
+        try:
+            return super().invoke(ctx)
+        except EngineError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            raise click.ClickException(f"{exc.strerror}: {exc.filename}") from None
+        except MemoryError:
+            raise click.ClickException("out of memory; try a smaller input") from None
+
+
+def configure_logging(verbosity: int) -> None:
+    """Set the log level of the ``engine`` and ``webmap`` loggers from -v/-q counts."""
+    level = {-2: logging.CRITICAL, -1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+        max(-2, min(verbosity, 2)), logging.DEBUG
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    for name in ("engine", "webmap"):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(level)
+        log.propagate = False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="kantong")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", count=True, help="Less log output (-qq for none).")
+def cli(verbose: int, quiet: int) -> None:
+    """Kantong: find and prioritise poverty pockets in Kalimantan, by H3 cell.
+
+    Typical use: ``kantong demo-data --out demo``, ``kantong build ... --out run``,
+    ``kantong sites --run run ...``, ``kantong export --run run ...``,
+    ``kantong serve --run run``. Household rows never leave the engine: everything
+    published is a cell aggregate with small cells suppressed.
+    """
+    configure_logging(verbose - quiet)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="kantong")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``kantong`` CLI, one module each (see ``engine.cli.COMMANDS``)."""

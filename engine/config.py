@@ -1,0 +1,193 @@
+"""Pipeline configuration: frozen dataclasses read from ``kantong.toml``.
+
+Every section has documented defaults; CLI flags override the file. Unknown keys
+are an error (a typo must not silently fall back to a default).
+
+Example ``kantong.toml``::
+
+    [build]
+    resolution = 8
+
+    [pockets]
+    k_ring = 1                      # neighbourhood of Gi*: H3 ring distance
+    fdr = 0.05                      # Benjamini-Hochberg false discovery rate
+    min_extreme_households = 20     # smallest pocket kept
+    min_households = 10             # cells below this are not tested (too noisy)
+
+    [score.weights]
+    extreme_households = 0.30
+    extreme_rate = 0.20
+    deprivation = 0.20
+    travel = 0.20
+    assistance_gap = 0.10
+
+    [privacy]
+    min_households = 10
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.constants import (
+    DEFAULT_MIN_HOUSEHOLDS,
+    DEFAULT_RESOLUTION,
+    LOWEST_MIN_HOUSEHOLDS,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+)
+from engine.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Parameters of ``kantong build`` (fusion into H3 cells)."""
+
+    resolution: int = DEFAULT_RESOLUTION
+    #: Coarsest rollup resolution written beside the cells.
+    min_rollup_resolution: int = MIN_RESOLUTION
+
+    def __post_init__(self) -> None:
+        check_resolution(self.resolution)
+        if not MIN_RESOLUTION <= self.min_rollup_resolution <= self.resolution:
+            raise ConfigError(
+                f"build.min_rollup_resolution must be in {MIN_RESOLUTION}..{self.resolution}, "
+                f"got {self.min_rollup_resolution}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class PocketConfig:
+    """Parameters of hotspot detection and pocket clustering."""
+
+    k_ring: int = 1
+    fdr: float = 0.05
+    min_extreme_households: int = 20
+    min_households: int = 10
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k_ring <= 5:
+            raise ConfigError(f"pockets.k_ring must be in 1..5, got {self.k_ring}")
+        if not 0.0 < self.fdr < 1.0:
+            raise ConfigError(f"pockets.fdr must be in (0, 1), got {self.fdr}")
+        if self.min_extreme_households < 1:
+            raise ConfigError("pockets.min_extreme_households must be >= 1")
+        if self.min_households < 0:
+            raise ConfigError("pockets.min_households must be >= 0")
+
+
+DEFAULT_WEIGHTS: Mapping[str, float] = {
+    "extreme_households": 0.30,
+    "extreme_rate": 0.20,
+    "deprivation": 0.20,
+    "travel": 0.20,
+    "assistance_gap": 0.10,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+    """Weights of the composite priority score (normalised to sum to 1)."""
+
+    weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            raise ConfigError("score.weights must name at least one indicator")
+        bad = {k: v for k, v in self.weights.items() if not isinstance(v, int | float) or v < 0}
+        if bad:
+            raise ConfigError(f"score.weights must be non-negative numbers, got {bad}")
+        if sum(self.weights.values()) <= 0:
+            raise ConfigError("score.weights must not all be zero")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivacyConfig:
+    """Small-count suppression applied to everything published."""
+
+    min_households: int = DEFAULT_MIN_HOUSEHOLDS
+
+    def __post_init__(self) -> None:
+        check_min_households(self.min_households)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole configuration of a run."""
+
+    build: BuildConfig = dataclasses.field(default_factory=BuildConfig)
+    pockets: PocketConfig = dataclasses.field(default_factory=PocketConfig)
+    score: ScoreConfig = dataclasses.field(default_factory=ScoreConfig)
+    privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | Path | None) -> Config:
+        """Read a ``kantong.toml`` file; ``None`` gives the defaults."""
+        if path is None:
+            return cls()
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        return cls.from_mapping(raw, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "config") -> Config:
+        """Build a configuration from nested mappings (as read from TOML)."""
+        sections = {"build": BuildConfig, "pockets": PocketConfig, "score": ScoreConfig,
+                    "privacy": PrivacyConfig}
+        unknown = set(raw) - set(sections)
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
+        kwargs = {}
+        for name, klass in sections.items():
+            values = dict(raw.get(name, {}))
+            fields = {f.name for f in dataclasses.fields(klass)}
+            bad = set(values) - fields
+            if bad:
+                raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [{name}]")
+            try:
+                kwargs[name] = klass(**values)
+            except TypeError as exc:
+                raise ConfigError(f"{source}: [{name}] {exc}") from None
+        return cls(**kwargs)
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """Return a copy with ``changes`` applied to one section (``None`` values ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        new_section = dataclasses.replace(getattr(self, section), **changes)
+        return dataclasses.replace(self, **{section: new_section})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as plain JSON-serialisable data (for manifests)."""
+        out = dataclasses.asdict(self)
+        out["score"]["weights"] = dict(self.score.weights)
+        return out
+
+
+def check_resolution(resolution: int) -> int:
+    """Return ``resolution`` if it is an accepted H3 resolution, else raise ``ConfigError``."""
+    if not isinstance(resolution, int) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise ConfigError(
+            f"H3 resolution must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION}, "
+            f"got {resolution!r}"
+        )
+    return resolution
+
+
+def check_min_households(k: int) -> int:
+    """Return ``k`` if it is an allowed minimum household count, else raise ``ConfigError``."""
+    if not isinstance(k, int) or k < LOWEST_MIN_HOUSEHOLDS:
+        raise ConfigError(
+            f"minimum household count must be an integer >= {LOWEST_MIN_HOUSEHOLDS}, got {k!r}"
+        )
+    return k
