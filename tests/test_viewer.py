@@ -1,0 +1,244 @@
+"""The viewer page (``/``) as HTML: offline assets, controls, layers, popups (Flask client)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import folium
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from factories import make_run
+
+from engine.config import Config
+from engine.errors import RunError
+from engine.pockets import write_pockets
+from engine.sites_run import plan_sites
+from webmap import create_app
+from webmap.page import (
+    choose_layers,
+    indicator_label,
+    initial_zoom,
+    pocket_popup_html,
+    site_popup_html,
+    to_feature_collection,
+)
+from webmap.viewer import pocket_contributions
+
+STATIC = Path(__file__).resolve().parents[1] / "webmap" / "static"
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("viewer") / "run"
+    make_run(run, seed=0)
+    write_pockets(run, Config())
+    plan_sites(run, facility_type="puskesmas", max_minutes=60, count=3)
+    return run
+
+
+@pytest.fixture(scope="module")
+def app(full_run: Path):
+    return create_app({"RUN_DIR": str(full_run), "TESTING": True})
+
+
+@pytest.fixture(scope="module")
+def page(app) -> str:
+    response = app.test_client().get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    return response.get_data(as_text=True)
+
+
+def _embedded_layers(page: str) -> list[dict]:
+    """The GeoJSON FeatureCollections embedded in the page (Folium's ``_add(...)`` calls)."""
+    return [json.loads(m) for m in re.findall(r"_add\((\{\"features\".*?\})\);\n", page)]
+
+
+def test_page_has_no_external_url(page: str) -> None:
+    assert "http://" not in page and "https://" not in page and "//cdn" not in page
+    for dropped in ("jquery", "bootstrap", "awesome-markers", "fontawesome", "glyphicons"):
+        assert dropped not in page.lower()
+    assets = re.findall(r"<(?:script|link)[^>]*(?:src|href)=\"([^\"]+)\"", page)
+    assert set(assets) == {"/static/vendor/leaflet/leaflet.js", "/static/viewer.js",
+                           "/static/vendor/leaflet/leaflet.css", "/static/viewer.css",
+                           "/static/favicon.svg"}
+    # Folium's class defaults (CDN links) are untouched: overrides are per map instance
+    assert any("cdn" in url for _, url in folium.Map.default_js)
+
+
+def test_assets_are_served_locally(app, page: str) -> None:
+    client = app.test_client()
+
+    def fetch(url: str) -> tuple[int, str]:
+        with client.get(url) as response:  # static files: close the file handle
+            return response.status_code, response.get_data(as_text=url.endswith((".js", ".css")))
+
+    for url in re.findall(r"(?:src|href)=\"(/static/[^\"]+)\"", page):
+        status, body = fetch(url)
+        assert status == 200 and body, url
+    css = fetch("/static/vendor/leaflet/leaflet.css")[1]
+    for image in re.findall(r"url\((images/[^)]+)\)", css):
+        assert fetch(f"/static/vendor/leaflet/{image}")[0] == 200, image
+    leaflet = fetch("/static/vendor/leaflet/leaflet.js")[1]
+    assert 'version="1.9.4"' in leaflet
+    assert "1.9.4" in (STATIC / "VENDOR.md").read_text()
+
+
+def test_title_panel_selector_and_downloads(app, page: str) -> None:
+    assert "<title>Kantong — kantong kemiskinan Kalimantan Barat</title>" in page
+    assert 'id="kantong-legend"' in page
+    select = re.search(r'<select id="kantong-regency">(.*?)</select>', page, re.S)
+    assert select, "regency selector missing"
+    options = dict(re.findall(r'<option value="(\d*)">([^<]*)</option>', select.group(1)))
+    regencies = app.extensions["kantong"].regencies()
+    assert set(options) == {"", *regencies["regency_code"]}
+    for row in regencies.itertuples():
+        assert options[row.regency_code].startswith(row.regency_name)
+        assert f"{row.extreme_households:,} extreme-poor households" in options[row.regency_code]
+    # every selectable regency has the bounds of its outline in the script config
+    config = json.loads(re.search(r"kantongViewer\(\w+, (\{.*?\}),\s*\n", page, re.S).group(1))
+    assert set(config["regencyBounds"]) == set(regencies["regency_code"])
+    for west, south, east, north in config["regencyBounds"].values():
+        assert west < east and south < north
+    assert config["legendUrl"] == "/tiles/{indicator}/legend.json"
+    assert config["minHouseholds"] == 10
+    client = app.test_client()
+    for layer in ("cells", "pockets", "sites"):
+        assert f'href="/download/{layer}.geojson"' in page
+        assert client.get(f"/download/{layer}.geojson").status_code == 200
+
+
+def test_layer_control_offers_indicators_with_priority_on(app, page: str) -> None:
+    assert "L.control.layers(" in page
+    layers = re.findall(r"var (tile_layer_\w+) = L\.tileLayer\(\s*\"([^\"]+)\",\s*(\{.*?\})\s*\);",
+                        page, re.S)
+    urls = [url for _, url, _ in layers]
+    served = app.extensions["kantong_tiles"].indicators()
+    expected = ["priority", "extreme_households", "extreme_rate",
+                *[s for s in served if s.startswith("travel_min_")], "pocket"]
+    assert urls == [f"/tiles/{name}/{{z}}/{{x}}/{{y}}.png" for name in expected]
+    on_map = [name for name, _, _ in layers if f"{name}.addTo(" in page]
+    assert on_map == [layers[0][0]], "only the priority layer is shown on load"
+    for _, _, options in layers:
+        assert '"attribution": "Kantong"' in options
+    # base layers (radio group) are named after the indicators
+    base = re.search(r"base_layers : \{(.*?)\},", page, re.S).group(1)
+    for name in expected:
+        assert f'"{indicator_label(name)}"' in base
+
+
+def test_embedded_pockets_sites_and_outlines(app, page: str) -> None:
+    run = app.extensions["kantong"]
+    layers = _embedded_layers(page)
+    by_kind = {}
+    for fc in layers:
+        keys = set(fc["features"][0]["properties"]) if fc["features"] else set()
+        by_kind["pockets" if "pocket_id" in keys else "sites" if "rank" in keys
+                else "outlines" if "regency_code" in keys else "background"] = fc
+    pockets = run.pockets()
+    assert [f["properties"]["pocket_id"] for f in by_kind["pockets"]["features"]] == \
+        pockets["pocket_id"].tolist()
+    for feature in by_kind["pockets"]["features"]:
+        html = feature["properties"]["popup_html"]
+        assert "Extreme-poor households" in html and "Recommended strategy" in html
+        assert "Top contributing indicators" in html
+    assert len(by_kind["sites"]["features"]) == len(run.sites())
+    codes = {f["properties"]["regency_code"] for f in by_kind["outlines"]["features"]}
+    assert set(run.regencies()["regency_code"]) <= codes
+    assert all(c.startswith("61") for c in codes)  # the run's province only
+    # popups are bound on click; nothing is fetched for them
+    assert "bindPopup(f.properties.popup_html" in page
+
+
+def test_page_is_cached_with_etag(app) -> None:
+    client = app.test_client()
+    first = client.get("/")
+    etag = first.headers["ETag"]
+    again = client.get("/", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert first.headers["Cache-Control"] == "no-cache"
+
+
+def test_viewer_of_run_without_pockets_or_sites(tmp_path: Path) -> None:
+    make_run(tmp_path / "bare", seed=1)
+    app = create_app({"RUN_DIR": str(tmp_path / "bare"), "TESTING": True})
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "https://" not in page and "http://" not in page
+    assert 'href="/download/cells.geojson"' in page
+    assert "/download/pockets.geojson" not in page and "/download/sites.geojson" not in page
+    layers = re.findall(r"var (tile_layer_\w+) = L\.tileLayer\(\s*\"([^\"]+)\"", page)
+    assert layers[0][1] == "/tiles/extreme_households/{z}/{x}/{y}.png"  # no priority yet
+    assert f"{layers[0][0]}.addTo(" in page
+    assert "Poverty pockets (" not in page and "Chosen sites (" not in page
+
+
+def test_pocket_popup_escapes_and_ranks_contributions() -> None:
+    html = pocket_popup_html({
+        "pocket_id": 7, "households": 1234, "extreme_households": 456.0, "priority": 0.8123,
+        "strategy_label": "<script>alert(1)</script>", "strategy_reason": "far & poor",
+        "regency_name": "Sanggau", "contrib_travel": 0.1, "contrib_extreme_rate": 0.5,
+        "contrib_deprivation": 0.3, "contrib_assistance_gap": 0.0,
+        "contrib_extreme_households": None,
+    })
+    assert "<script>" not in html and "&lt;script&gt;" in html and "far &amp; poor" in html
+    assert "1,234" in html and "456" in html and "0.81" in html and "Sanggau" in html
+    items = re.findall(r"<li>(.*?) <span class=\"kantong-share\">(\d+)%</span></li>", html)
+    assert [name for name, _ in items] == ["Extreme-poverty rate",
+                                           "Lack of water, sanitation, electricity, housing",
+                                           "Travel time to services"]
+    assert [int(p) for _, p in items] == [56, 33, 11]
+
+
+def test_site_popup() -> None:
+    html = site_popup_html({"rank": 2, "type": "water_point", "new_extreme_households": None,
+                            "cumulative_extreme_households": 40, "regency_name": "Sekadau"})
+    assert "Site #2: new water point" in html
+    assert "–" in html  # a withheld (small) count is shown as a dash, not as 0
+    assert "40" in html and "Sekadau" in html
+
+
+def test_choose_layers_and_labels() -> None:
+    served = ["households", "extreme_rate", "travel_min_school", "priority", "travel_min_posyandu",
+              "pocket", "extreme_households"]
+    assert choose_layers(served) == ("priority", "extreme_households", "extreme_rate",
+                                     "travel_min_school", "travel_min_posyandu", "pocket")
+    assert choose_layers(["households"]) == ("households",)
+    assert indicator_label("travel_min_water_point") == "Travel time to water point"
+    assert indicator_label("share_inadequate_housing") == "Inadequate housing"
+    assert indicator_label("priority") == "Priority score"
+
+
+def test_initial_zoom_fits_bounds() -> None:
+    small = initial_zoom((110.6, -0.05, 110.85, 0.15))
+    province = initial_zoom((108.7, -3.1, 114.2, 2.1))
+    assert 11 <= small <= 13
+    assert 6 <= province <= 8
+    assert initial_zoom((110.0, 0.0, 110.0, 0.0)) == 16  # a point: capped
+
+
+def test_pocket_contributions_weighted_mean() -> None:
+    cells = pd.DataFrame({"pocket_id": pd.array([1, 1, 2, None], dtype="Int64"),
+                          "households": [10, 30, 5, 100],
+                          "contrib_travel": [0.2, 0.6, 0.1, 0.9],
+                          "contrib_extreme_rate": [0.0, 0.4, 0.3, 0.9]})
+    out = pocket_contributions(cells)
+    assert out.loc[1, "contrib_travel"] == pytest.approx((0.2 * 10 + 0.6 * 30) / 40)
+    assert out.loc[1, "contrib_extreme_rate"] == pytest.approx(0.3)
+    assert out.loc[2, "contrib_travel"] == pytest.approx(0.1)
+    assert list(out.index) == [1, 2]
+
+
+def test_feature_collection_rounds_and_requires_crs() -> None:
+    gdf = gpd.GeoDataFrame({"regency_code": ["6105"], "other": [1]},
+                           geometry=[shapely.box(110.123456789, 0.1, 110.2, 0.2)], crs="EPSG:4326")
+    fc = to_feature_collection(gdf, columns=("regency_code",), extra={"label": ["x"]})
+    feature = fc["features"][0]
+    assert feature["properties"] == {"regency_code": "6105", "label": "x"}
+    xs = {pt[0] for pt in feature["geometry"]["coordinates"][0]}
+    assert 110.12346 in xs
+    with pytest.raises(RunError):
+        to_feature_collection(gdf.set_crs(None, allow_override=True))
