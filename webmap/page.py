@@ -110,6 +110,9 @@ class ViewerContent:
         Privacy threshold: cells with fewer households are not published.
     synthetic
         Whether the run was built from synthetic demo data.
+    compare
+        Change layers of ``kantong serve --compare`` (an object with ``add_to(fmap, *,
+        base_url, bounds)``, :class:`webmap.compare.ComparePageLayers`) or ``None``.
     """
 
     run_id: str
@@ -124,6 +127,7 @@ class ViewerContent:
     min_households: int | None = None
     synthetic: bool = False
     province_codes: tuple[str, ...] = field(default_factory=tuple)
+    compare: Any = None
 
 
 def indicator_label(name: str) -> str:
@@ -490,6 +494,9 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
                 "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 320});"
                 " l.bindTooltip('Site #' + f.properties.rank); }"),
         ).add_to(fmap)
+
+    if content.compare is not None:  # change layers of `kantong serve --compare`
+        content.compare.add_to(fmap, base_url=base_url, bounds=tile_bounds)
 
     folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
     regency_bounds = _bounds_of(content.outlines[content.outlines["regency_code"].isin(

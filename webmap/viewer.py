@@ -10,6 +10,7 @@ loaded from another origin.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -124,6 +125,9 @@ def viewer_html() -> str:
             t0 = time.perf_counter()
             content = content_from_published(run, indicators=tiles.indicators(),
                                              bounds=tiles.bounds())
+            compare = current_app.extensions.get("kantong_compare")
+            if compare is not None:  # `kantong serve --compare`: add the change layers
+                content = dataclasses.replace(content, compare=compare.page_layers())
             static_url = url_for("viewer.static", filename="").rstrip("/")
             cache[key] = render_page(content, base_url=root, static_url=static_url)
             logger.info("viewer page of run %s built in %.2f s (%d bytes)", run.run_id,
