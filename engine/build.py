@@ -1,0 +1,448 @@
+"""``kantong build``: households, facilities and rasters fused into a run directory.
+
+Stages (each timed in the manifest):
+
+1. study area: ``--boundaries`` polygons, or ``--province``, or all Kalimantan provinces;
+2. facilities: read and validated (:mod:`engine.facilities`);
+3. travel: one least-cost travel-time raster per facility type over the friction surface
+   (:mod:`engine.travel`), or the straight-line fallback without one;
+4. households: streamed in batches (:func:`engine.ingest.iter_household_batches`), each
+   validated, indexed to H3 and reduced to per-cell partial sums
+   (:class:`engine.grid.CellAccumulator`); travel minutes are sampled at each household so
+   that ``travel_min_<type>`` is the mean over the cell's households;
+5. cells: geometry, centre, shares and administrative codes;
+6. population and ``--raster`` means per cell (:mod:`engine.zonal`);
+7. rollups to resolutions ``min_rollup_resolution .. R-1`` (exact sums);
+8. write everything to a temporary directory, then the pockets stage, then rename.
+
+A failure at any point leaves no run directory behind (:func:`engine.atomic.atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import h3ronpy.vector as h3v
+import numpy as np
+import pandas as pd
+import pyproj
+import rasterio
+
+from engine import __version__, boundaries, datapaths
+from engine.atomic import atomic_dir, write_json
+from engine.config import Config
+from engine.constants import (
+    CELLS_FILE,
+    FACILITIES_FILE,
+    FRICTION_FILE,
+    MANIFEST_FILE,
+    REJECTS_FILE,
+    ROLLUP_DIR,
+    WGS84,
+)
+from engine.errors import CRSError, EmptyInputError, InputError
+from engine.facilities import read_facilities
+from engine.grid import (
+    CellAccumulator,
+    cells_frame,
+    order_columns,
+    rollup_cells,
+    strings_to_cells,
+)
+from engine.ingest import iter_household_batches, validate_households
+from engine.manifest import Timer, file_record, json_safe, new_run_id, peak_memory_mib, utc_now
+from engine.placement import StudyArea
+from engine.rasters import open_raster
+from engine.travel import (
+    LEAST_COST_METHOD,
+    STRAIGHT_LINE_METHOD,
+    STRAIGHT_LINE_SPEED_KMH,
+    StraightLine,
+    TravelSurface,
+    sample_raster,
+    type_slug,
+)
+from engine.zonal import cell_means, cell_population
+
+logger = logging.getLogger(__name__)
+
+#: Sub-directory of travel-time rasters in a run directory.
+TRAVEL_DIR = "travel"
+#: Marker for "use the bundled GHS-POP raster" (the default of ``population``).
+BUNDLED = "bundled"
+#: Households validated and aggregated per batch.
+DEFAULT_BATCH_ROWS = 1_000_000
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_REJECT_COLUMNS = ["source", "row", "record_id", "reason"]
+
+
+@dataclass
+class BuildSummary:
+    """What a build did: counts, cells per resolution, timings and the manifest."""
+
+    run_dir: Path
+    counts: dict[str, dict[str, int]]
+    cells: dict[str, int]
+    timings: dict[str, float]
+    manifest: dict[str, Any] = field(repr=False)
+
+
+def check_raster_name(name: str) -> str:
+    """Return ``name`` if it is usable as ``<name>_mean`` (lower-case identifier), else raise."""
+    if not _NAME.match(name):
+        raise InputError(f"raster name {name!r} must be a lower-case identifier like 'elevation'")
+    return name
+
+
+def read_study_area(*, boundaries_path: str | Path | None = None,
+                    province: str | None = None) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Return the study-area polygons (EPSG:4326) and a manifest description of them.
+
+    ``boundaries_path`` wins over ``province``; without either, all Kalimantan provinces.
+    """
+    if boundaries_path is not None:
+        path = Path(boundaries_path)
+        if not path.exists():
+            raise InputError(f"{path}: boundaries file not found")
+        try:
+            gdf = gpd.read_file(path, engine="pyogrio")
+        except Exception as exc:  # pyogrio raises several unrelated types
+            raise InputError(f"{path}: cannot read boundaries ({exc})") from None
+        if gdf.crs is None:
+            raise CRSError(f"{path}: boundaries layer has no CRS")
+        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        if gdf.empty or not gdf.geom_type.isin(["Polygon", "MultiPolygon"]).any():
+            raise InputError(f"{path}: boundaries layer holds no polygon")
+        if not pyproj.CRS(gdf.crs).equals(WGS84, ignore_axis_order=True):
+            logger.info("reprojecting boundaries %s from %s to %s", path, gdf.crs, WGS84)
+            gdf = gdf.to_crs(WGS84)
+        return gdf[["geometry"]], {"kind": "boundaries", "path": str(path)}
+    if province is not None:
+        code = boundaries.check_province(province)
+        return boundaries.province_polygon(code)[["geometry"]], {"kind": "province",
+                                                                  "province": code}
+    return boundaries.provinces()[["geometry"]], {"kind": "Kalimantan provinces"}
+
+
+def _write_raster(path: Path, data: np.ndarray, *, transform: Any, crs: Any, units: str) -> None:
+    height, width = data.shape
+    profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": width,
+               "height": height, "crs": crs, "transform": transform, "nodata": np.nan,
+               "compress": "deflate", "predictor": 3}
+    if height >= 256 and width >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data.astype(np.float32), 1)
+        dst.update_tags(units=units)
+
+
+def _reject_summary(rejects: list[pd.DataFrame]) -> str:
+    if not rejects:
+        return ""
+    reasons = pd.concat(rejects)["reason"].value_counts().head(3)
+    return "; most common: " + ", ".join(f"{r} ({n})" for r, n in reasons.items())
+
+
+def _cells_bounds(cells: np.ndarray) -> tuple[float, float, float, float]:
+    west, south, east, north = h3v.cells_bounds(cells)
+    return float(west), float(south), float(east), float(north)
+
+
+@dataclass
+class _Travel:
+    """Travel-time samplers of a run: least-cost rasters, straight lines, or nothing."""
+
+    info: dict[str, Any]
+    warnings: list[str]
+    rasters: dict[str, np.ndarray] = field(default_factory=dict)
+    surface: TravelSurface | None = None
+    straight: dict[str, StraightLine] = field(default_factory=dict)
+
+    def minutes(self, lon: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
+        """Return ``{"travel_min_<type>": minutes}`` at each household."""
+        out = {}
+        if self.surface is not None:
+            for t, raster in self.rasters.items():
+                out[f"travel_min_{t}"] = sample_raster(raster, lon, lat,
+                                                       transform=self.surface.transform,
+                                                       crs=self.surface.crs)
+        for t, line in self.straight.items():
+            out[f"travel_min_{t}"] = line.minutes(lon, lat)
+        return out
+
+
+def _prepare_travel(facilities: gpd.GeoDataFrame | None, friction: str | Path | None, *,
+                    bounds: tuple[float, float, float, float], run_dir: Path) -> _Travel:
+    """Compute (and write) the travel-time rasters, or set up the straight-line fallback."""
+    if facilities is None:
+        warnings = ["a friction surface was given without facilities: no travel times"] \
+            if friction is not None else []
+        return _Travel({"method": None, "types": {}}, warnings)
+    slugs = facilities["type"].map(type_slug)
+    lon, lat = facilities.geometry.x.to_numpy(), facilities.geometry.y.to_numpy()
+    travel = _Travel({"types": {}}, [])
+    if friction is None:
+        travel.info.update(method=STRAIGHT_LINE_METHOD, speed_kmh=STRAIGHT_LINE_SPEED_KMH,
+                           per_cell="mean over the cell's households of the great-circle "
+                                    "distance to the nearest facility at the assumed speed")
+        for t in sorted(slugs.unique()):
+            sel = (slugs == t).to_numpy()
+            travel.straight[t] = StraightLine(lon[sel], lat[sel])
+            travel.info["types"][t] = {"facilities": int(sel.sum())}
+        return travel
+    layer = open_raster(friction, name="friction", study_area_bounds=bounds)
+    surface = TravelSurface.from_friction(layer.data, transform=layer.transform, crs=layer.crs)
+    travel.surface = surface
+    travel.info.update(method=LEAST_COST_METHOD,
+                       pixel_size_m={"dx": surface.pixel.dx, "dy": surface.pixel.dy},
+                       max_scale_error=surface.pixel.max_scale_error,
+                       per_cell="mean over the cell's households of the travel time of the "
+                                "pixel holding each")
+    _write_raster(run_dir / FRICTION_FILE, layer.data, transform=layer.transform, crs=layer.crs,
+                  units="minutes per metre")
+    for t in sorted(slugs.unique()):
+        sel = (slugs == t).to_numpy()
+        minutes, ignored = surface.travel_minutes(lon[sel], lat[sel])
+        travel.rasters[t] = minutes
+        _write_raster(run_dir / TRAVEL_DIR / f"{t}.tif", minutes, transform=layer.transform,
+                      crs=layer.crs, units="minutes")
+        travel.info["types"][t] = {"facilities": int(sel.sum()),
+                                   "ignored_outside_friction": ignored,
+                                   "raster": f"{TRAVEL_DIR}/{t}.tif"}
+        if ignored:
+            travel.warnings.append(f"{ignored} {t} facilities outside the friction raster "
+                                   "(or on nodata) were ignored")
+    return travel
+
+
+def build_run(households: str | Path, *, out: str | Path, facilities: str | Path | None = None,
+              friction: str | Path | None = None,
+              rasters: Mapping[str, str | Path] | None = None,
+              population: str | Path | None = BUNDLED,
+              boundaries_path: str | Path | None = None, province: str | None = None,
+              config: Config | None = None, pockets: bool = True,
+              batch_rows: int = DEFAULT_BATCH_ROWS) -> BuildSummary:
+    """Build a run directory (see docs/architecture.md) from the inputs of one run.
+
+    Parameters
+    ----------
+    households
+        Household register (CSV, Parquet, GeoPackage ...).
+    out
+        Run directory to create (replaced atomically if it exists).
+    facilities
+        Facility points with a ``type`` column; gives ``travel_min_<type>`` columns.
+    friction
+        Friction raster in minutes per metre; without it travel times are straight-line.
+    rasters
+        ``{name: path}``: each gives a ``<name>_mean`` column.
+    population
+        Count raster of persons (default: the bundled GHS-POP 1 km raster; ``None``: no
+        population, the column is NaN).
+    boundaries_path, province
+        Study area (polygons in any CRS, or a Kalimantan province code); default all
+        Kalimantan provinces.
+    config
+        Configuration (``build.resolution``, ``build.min_rollup_resolution``, pockets ...).
+    pockets
+        Run the pockets stage (:func:`engine.pockets.write_pockets`) before finishing.
+    batch_rows
+        Households validated and aggregated per batch (bounds memory).
+
+    Returns
+    -------
+    BuildSummary
+        Counts, cells per resolution, timings and the manifest written.
+
+    Raises
+    ------
+    InputError, EmptyInputError, CRSError, NoOverlapError
+        An input cannot be used; no run directory is left behind.
+
+    Examples
+    --------
+    >>> build_run("households.csv", out="run", facilities="facilities.geojson",
+    ...           friction="friction.tif")  # doctest: +SKIP
+    """
+    config = config or Config()
+    resolution = config.build.resolution
+    rasters = {check_raster_name(k): Path(v) for k, v in (rasters or {}).items()}
+    if population == BUNDLED:
+        population = datapaths.data_file(datapaths.POPULATION_TIF)
+    timer = Timer()
+    manifest: dict[str, Any] = {
+        "run_id": new_run_id(), "created": utc_now(), "engine_version": __version__,
+        "parameters": {
+            "households": str(households), "facilities": facilities and str(facilities),
+            "friction": friction and str(friction),
+            "rasters": {k: str(v) for k, v in rasters.items()},
+            "population": population and str(population),
+            "boundaries": boundaries_path and str(boundaries_path), "province": province,
+            "resolution": resolution, "pockets": pockets, "out": str(out),
+            "batch_rows": batch_rows,
+        },
+        "config": config.to_dict(),
+    }
+    with timer("inputs"):
+        inputs = {}
+        for key, path in (("households", households), ("facilities", facilities),
+                          ("friction", friction),
+                          ("population", population), ("boundaries", boundaries_path)):
+            if path is not None:
+                if not Path(path).exists():
+                    raise InputError(f"{path}: {key} file not found")
+                inputs[key] = file_record(path)
+        for name, path in rasters.items():
+            if not path.exists():
+                raise InputError(f"{path}: raster file not found")
+            inputs[f"raster:{name}"] = file_record(path)
+        manifest["inputs"] = inputs
+    with timer("study_area"):
+        area_gdf, area_info = read_study_area(boundaries_path=boundaries_path, province=province)
+        area = StudyArea.from_layer(area_gdf)
+        bounds = area.bounds
+    counts: dict[str, dict[str, int]] = {}
+    rejects: list[pd.DataFrame] = []
+    warnings_: list[str] = []
+
+    with atomic_dir(out) as tmp:
+        # facilities and travel-time surfaces --------------------------------------------
+        fac = None
+        if facilities is not None:
+            with timer("facilities"):
+                fac = read_facilities(facilities, study_area=area)
+                counts["facilities"] = {"read": fac.read, "accepted": len(fac.accepted),
+                                        "rejected": len(fac.rejects)}
+                rejects.append(fac.rejects)
+                if len(fac.accepted) == 0:
+                    raise EmptyInputError(f"{facilities}: no facility was accepted"
+                                          + _reject_summary([fac.rejects]))
+        with timer("travel"):
+            travel = _prepare_travel(fac.accepted if fac is not None else None, friction,
+                                     bounds=bounds, run_dir=tmp)
+            warnings_.extend(travel.warnings)
+
+        # households, in batches -----------------------------------------------------------
+        acc = CellAccumulator(resolution=resolution)
+        read = located = 0
+        seen: set = set()
+        for batch in _timed_batches(iter_household_batches(households, batch_rows=batch_rows),
+                                    timer):
+            with timer("households"):
+                res = validate_households(batch, source=str(households), row_offset=read,
+                                          study_area=area, seen_ids=seen)
+                read += res.read
+                located += res.village_located
+                rejects.append(res.rejects)
+                ok = res.accepted
+                acc.add(ok, values=travel.minutes(ok["lon"].to_numpy(), ok["lat"].to_numpy()))
+        accepted = acc.households
+        counts["households"] = {"read": read, "accepted": accepted, "rejected": read - accepted,
+                                "village_located": located}
+        if accepted == 0:
+            hh_rejects = [r for r in rejects if len(r) and (r["source"] ==
+                                                             Path(households).name).any()]
+            raise EmptyInputError(f"{households}: no household was accepted ({read} read)"
+                                  + _reject_summary(hh_rejects))
+
+        # cells, population, rasters ------------------------------------------------------
+        with timer("cells"):
+            cells = cells_frame(acc.result(), resolution=resolution)
+            ids = strings_to_cells(cells["h3"])
+            cell_bounds = _cells_bounds(ids)
+        with timer("population"):
+            if population is not None:
+                pop = open_raster(population, name="population", study_area_bounds=cell_bounds)
+                cells["population"] = cell_population(pop, ids)
+            else:
+                cells["population"] = np.nan
+        with timer("rasters"):
+            for name, path in rasters.items():
+                layer = open_raster(path, name=name, study_area_bounds=cell_bounds)
+                cells[f"{name}_mean"] = cell_means(layer, ids)
+        cells = order_columns(cells)
+        area_info["provinces_with_households"] = sorted(
+            cells["province_code"].dropna().unique().tolist())
+
+        # rollups and outputs -----------------------------------------------------------------
+        cell_counts = {str(resolution): len(cells)}
+        with timer("rollups"):
+            rollups = {}
+            for r in range(config.build.min_rollup_resolution, resolution):
+                rollups[r] = rollup_cells(cells, resolution=r)
+                cell_counts[str(r)] = len(rollups[r])
+        with timer("write"):
+            cells.to_parquet(tmp / CELLS_FILE, index=False)
+            (tmp / ROLLUP_DIR).mkdir(exist_ok=True)
+            for r, frame in rollups.items():
+                frame.to_parquet(tmp / ROLLUP_DIR / f"cells_r{r}.parquet", index=False)
+            all_rejects = [r for r in rejects if len(r)]
+            table = pd.concat(all_rejects, ignore_index=True)[_REJECT_COLUMNS] if all_rejects \
+                else pd.DataFrame(columns=_REJECT_COLUMNS)
+            table.to_csv(tmp / REJECTS_FILE, index=False)
+            if fac is not None:
+                fac.accepted[["facility_id", "type", "name", "geometry"]].to_parquet(
+                    tmp / FACILITIES_FILE, index=False)
+        manifest.update({
+            "study_area": area_info, "counts": counts, "travel_time": travel.info,
+            "population": {
+                "raster": population and str(population),
+                "method": "mean pixel density (value / geodesic pixel area) over the pixel "
+                          "centres in the cell times the cell area; the pixel under the "
+                          "centre when the cell holds no pixel centre"},
+            "raster_means": {f"{k}_mean": str(v) for k, v in rasters.items()},
+            "admin_attribution": "district polygon (BPS 2020) holding the cell centre; "
+                                 "nearest district (EPSG:6933) for centres in none",
+            "cells": cell_counts, "warnings": warnings_,
+        })
+        manifest = _write_manifest(tmp, manifest, timer)
+        if pockets:
+            with timer("pockets"):
+                from engine.pockets import write_pockets
+
+                write_pockets(tmp, config)
+            manifest = _write_manifest(tmp, manifest, timer, merge=True)
+    logger.info("build: %d households in %d cells, %s", accepted, len(cells), out)
+    return BuildSummary(Path(out), counts, cell_counts, timer.as_dict(), manifest)
+
+
+def _timed_batches(batches: Any, timer: Timer) -> Any:
+    """Yield from ``batches`` with the time spent reading counted as ``read``."""
+    iterator = iter(batches)
+    while True:
+        with timer("read"):
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+        yield batch
+
+
+def _write_manifest(run_dir: Path, manifest: dict[str, Any], timer: Timer, *,
+                    merge: bool = False) -> dict[str, Any]:
+    """Write the manifest with the current timings and peak memory; return what was written.
+
+    With ``merge`` the sections other stages added to the file (``pockets``) are kept.
+    """
+    manifest["timings_s"] = timer.as_dict()
+    manifest["peak_memory_mib"] = peak_memory_mib()
+    path = run_dir / MANIFEST_FILE
+    if merge and path.exists():
+        on_disk = json.loads(path.read_text(encoding="utf-8"))
+        on_disk.update(manifest)
+        manifest = on_disk
+    manifest = json_safe(manifest)
+    write_json(path, manifest)
+    return manifest
+
+
+__all__ = ["BUNDLED", "BuildSummary", "TRAVEL_DIR", "build_run", "check_raster_name",
+           "read_study_area"]

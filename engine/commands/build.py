@@ -1,0 +1,111 @@
+"""``kantong build``: fuse households, facilities and rasters into H3 cells (a run directory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.constants import MAX_RESOLUTION, MIN_RESOLUTION
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _rasters(ctx: click.Context, param: click.Parameter,
+             values: tuple[str, ...]) -> dict[str, Path]:
+    from engine.build import check_raster_name
+    from engine.errors import InputError
+
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        name = name.strip()
+        if not sep or not name or not path:
+            raise click.BadParameter(f"expected NAME=TIF, got {value!r}")
+        try:
+            check_raster_name(name)
+        except InputError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if name in out:
+            raise click.BadParameter(f"raster name {name!r} given twice")
+        out[name] = Path(path)
+    return out
+
+
+def _province(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from engine.boundaries import check_province
+    from engine.errors import InputError
+
+    try:
+        return check_province(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("build")
+@click.option("--households", required=True, type=_FILE,
+              help="Household register (CSV, Parquet, GeoPackage, ...).")
+@click.option("--facilities", type=_FILE, default=None,
+              help="Facility points with a `type` column (gives travel_min_<type>).")
+@click.option("--friction", type=_FILE, default=None,
+              help="Friction GeoTIFF in minutes per metre (least-cost travel time); without "
+                   "it travel times are straight-line at 4 km/h.")
+@click.option("--raster", "rasters", multiple=True, callback=_rasters, metavar="NAME=TIF",
+              help="Extra raster averaged per cell as <NAME>_mean (repeatable).")
+@click.option("--population", default=None, metavar="TIF|none",
+              help="Population count raster [default: the bundled GHS-POP 1 km grid]; "
+                   "`none` for no population.")
+@click.option("--boundaries", "boundaries_path", type=_FILE, default=None,
+              help="Study-area polygons (any CRS) [default: the Kalimantan provinces].")
+@click.option("--province", default=None, callback=_province,
+              help="Study area: one BPS province code (61, 62, 63, 64, 65).")
+@click.option("--resolution", type=click.IntRange(MIN_RESOLUTION, MAX_RESOLUTION), default=None,
+              help=f"H3 resolution {MIN_RESOLUTION}-{MAX_RESOLUTION} [default: 8, or the "
+                   "config's build.resolution].")
+@click.option("--config", "config_path", type=_FILE, default=None,
+              help="kantong.toml; flags override it.")
+@click.option("--no-pockets", is_flag=True, help="Skip the pockets stage.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to write (replaced atomically).")
+def command(households: Path, facilities: Path | None, friction: Path | None,
+            rasters: dict[str, Path], population: str | None, boundaries_path: Path | None,
+            province: str | None, resolution: int | None, config_path: Path | None,
+            no_pockets: bool, out: Path) -> None:
+    """Fuse households, facilities and rasters into H3 cells: a run directory.
+
+    Writes OUT/cells.parquet, rollups/, rejects.csv, facilities.parquet, friction.tif,
+    travel/<type>.tif and manifest.json, then runs the pockets stage. The run directory
+    holds unsuppressed aggregates: keep it on the server.
+    """
+    from engine.build import BUNDLED, build_run
+    from engine.config import Config
+
+    config = Config.from_toml(config_path).replace("build", resolution=resolution)
+    if population is None:
+        pop: str | Path | None = BUNDLED
+    elif population.strip().lower() == "none":
+        pop = None
+    else:
+        pop = Path(population)
+    summary = build_run(households, out=out, facilities=facilities, friction=friction,
+                        rasters=rasters, population=pop, boundaries_path=boundaries_path,
+                        province=province, config=config, pockets=not no_pockets)
+    click.echo(f"run written to {summary.run_dir} (H3 resolution {config.build.resolution})")
+    for name, c in summary.counts.items():
+        extra = f", {c['village_located']:,} placed from village code" \
+            if "village_located" in c else ""
+        click.echo(f"  {name:<11} read {c['read']:>10,} = accepted {c['accepted']:>10,} "
+                   f"+ rejected {c['rejected']:>8,}{extra}")
+    cells = ", ".join(f"r{r}: {n:,}" for r, n in sorted(summary.cells.items(), reverse=True,
+                                                        key=lambda kv: int(kv[0])))
+    click.echo(f"  cells       {cells}")
+    travel = summary.manifest.get("travel_time", {}).get("method")
+    if travel:
+        click.echo(f"  travel time {travel}")
+    for warning in summary.manifest.get("warnings", []):
+        click.echo(f"  warning: {warning}")
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in summary.timings.items() if k != "total")
+    click.echo(f"  timings     {timings}; total {summary.timings['total']:.1f} s, "
+               f"peak memory {summary.manifest.get('peak_memory_mib', 0):,.0f} MiB")
