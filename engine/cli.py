@@ -62,7 +62,12 @@ class LazyGroup(click.Group):
 
 
 def configure_logging(verbosity: int) -> None:
-    """Set the log level of the ``engine`` and ``webmap`` loggers from -v/-q counts."""
+    """Set the log level of the ``engine`` and ``webmap`` loggers from -v/-q counts.
+
+    One stderr handler is installed on each (replacing a previous one, so repeated calls in
+    one process do not duplicate lines). Records still propagate to the root logger, which
+    has no handler in the CLI, so embedding applications and pytest's ``caplog`` see them.
+    """
     level = {-2: logging.CRITICAL, -1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-2, min(verbosity, 2)), logging.DEBUG
     )
@@ -73,7 +78,6 @@ def configure_logging(verbosity: int) -> None:
         log = logging.getLogger(name)
         log.handlers[:] = [handler]
         log.setLevel(level)
-        log.propagate = False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
