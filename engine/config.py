@@ -12,7 +12,16 @@ Example ``kantong.toml``::
     k_ring = 1                      # neighbourhood of Gi*: H3 ring distance
     fdr = 0.05                      # Benjamini-Hochberg false discovery rate
     min_extreme_households = 20     # smallest pocket kept
-    min_households = 10             # cells below this are not tested (too noisy)
+    min_households = 1              # cells below this are not tested (EB smoothing handles noise)
+    max_pocket_cells = 0            # split larger pockets into compact parts (0 = never)
+    strategy_travel_min = 60.0      # strategy rule thresholds, see docs/pockets.md
+    strategy_infrastructure_share = 0.5
+    strategy_assistance_gap_share = 0.3
+    analysis_resolution = 0         # H3 resolution of the pocket search (0 = automatic)
+    auto_median_households = 10     # automatic: finest resolution with this median per cell
+
+    [score]
+    travel_cap_min = 180.0          # travel times above this score as the cap
 
     [score.weights]
     extreme_households = 0.30
@@ -67,9 +76,36 @@ class PocketConfig:
     k_ring: int = 1
     fdr: float = 0.05
     min_extreme_households: int = 20
-    min_households: int = 10
+    #: Cells with fewer households are not tested. Default 1 (all): Empirical-Bayes smoothing
+    #: already tames small cells, and dropping them punches holes in sparse interiors.
+    min_households: int = 1
+    #: Pockets larger than this many cells are split into compact contiguous parts (0 = never).
+    max_pocket_cells: int = 0
+    #: Strategy rule (docs/pockets.md): mean travel time (minutes) that counts as "far".
+    strategy_travel_min: float = 60.0
+    #: Strategy rule: mean infrastructure deprivation share that counts as "high".
+    strategy_infrastructure_share: float = 0.5
+    #: Strategy rule: share of extreme-poor households without assistance that is "large".
+    strategy_assistance_gap_share: float = 0.3
+    #: H3 resolution at which hot spots and pockets are found (0 = automatic: the finest
+    #: resolution, not finer than the build's, whose median cell holds at least
+    #: ``auto_median_households`` households). Cells of the run inherit their parent's result.
+    analysis_resolution: int = 0
+    #: Target of the automatic choice of ``analysis_resolution``.
+    auto_median_households: int = 10
 
     def __post_init__(self) -> None:
+        if self.analysis_resolution != 0:
+            check_resolution(self.analysis_resolution)
+        if self.auto_median_households < 1:
+            raise ConfigError("pockets.auto_median_households must be >= 1")
+        if self.max_pocket_cells < 0:
+            raise ConfigError("pockets.max_pocket_cells must be >= 0 (0 = no splitting)")
+        if self.strategy_travel_min <= 0:
+            raise ConfigError("pockets.strategy_travel_min must be > 0 minutes")
+        for name in ("strategy_infrastructure_share", "strategy_assistance_gap_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"pockets.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 1 <= self.k_ring <= 5:
             raise ConfigError(f"pockets.k_ring must be in 1..5, got {self.k_ring}")
         if not 0.0 < self.fdr < 1.0:
@@ -94,10 +130,18 @@ class ScoreConfig:
     """Weights of the composite priority score (normalised to sum to 1)."""
 
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    #: Travel times at or above this many minutes get the full travel score (docs/pockets.md).
+    travel_cap_min: float = 180.0
 
     def __post_init__(self) -> None:
+        if not self.travel_cap_min > 0:
+            raise ConfigError(f"score.travel_cap_min must be > 0, got {self.travel_cap_min}")
         if not self.weights:
             raise ConfigError("score.weights must name at least one indicator")
+        unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            raise ConfigError(f"score.weights: unknown indicator(s) {sorted(unknown)}; "
+                              f"expected some of {', '.join(DEFAULT_WEIGHTS)}")
         bad = {k: v for k, v in self.weights.items() if not isinstance(v, int | float) or v < 0}
         if bad:
             raise ConfigError(f"score.weights must be non-negative numbers, got {bad}")
