@@ -1,6 +1,6 @@
 """End to end through the CLI: demo-data -> build -> pockets -> sites -> export -> web app.
 
-One small seeded demo (Kalimantan Barat, 6,000 households) walks through every command a
+One small seeded demo (Kalimantan Barat, 20,000 households) walks through every command a
 user runs, and the outputs are checked against each other: counts add up from the register
 to the run directory, nothing personal reaches anything published.
 """
@@ -27,7 +27,7 @@ def _run(args):
 def demo_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     demo, run = base / "demo", base / "run"
-    _run(["demo-data", "--out", str(demo), "--households", "6000", "--seed", "7"])
+    _run(["demo-data", "--out", str(demo), "--households", "20000", "--seed", "7"])
     _run(["build", "--households", str(demo / "households_synthetic.csv"),
           "--facilities", str(demo / "facilities_synthetic.geojson"),
           "--friction", str(demo / "friction_synthetic.tif"),
@@ -54,6 +54,19 @@ def test_counts_add_up_from_register_to_cells(demo_run):
         assert ru["extreme_households"].sum() == cells["extreme_households"].sum()
     assert cells.crs.to_epsg() == 4326
     assert {"pocket_id", "priority", "rank_province", "travel_min_puskesmas"} <= set(cells)
+
+
+def test_demo_pockets_are_in_the_remote_interior(demo_run):
+    _, run = demo_run
+    pockets = gpd.read_parquet(run / "pockets.parquet")
+    assert len(pockets) >= 1
+    # the demo plants pockets in the interior (Ketapang, Sintang, Kapuas Hulu, Melawi,
+    # Kayong Utara); the city of Pontianak (6171) and Singkawang (6172) hold none
+    planted = {"6106", "6107", "6108", "6110", "6111"}
+    assert set(pockets["regency_code"]) & planted
+    assert not set(pockets["regency_code"]) & {"6171", "6172"}
+    assert pockets["strategy"].isin([1, 2, 3]).all()
+    assert (pockets["extreme_households"] >= 20).all()
 
 
 def test_pockets_rerun_and_sites_and_export(demo_run, tmp_path):
