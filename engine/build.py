@@ -20,8 +20,10 @@ A failure at any point leaves no run directory behind (:func:`engine.atomic.atom
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,8 +58,9 @@ from engine.grid import (
     rollup_cells,
     strings_to_cells,
 )
-from engine.ingest import iter_household_batches, validate_households
+from engine.ingest import validate_households
 from engine.manifest import Timer, file_record, json_safe, new_run_id, peak_memory_mib, utc_now
+from engine.partitions import file_records, household_batches, is_partitioned, list_parts
 from engine.placement import StudyArea
 from engine.rasters import open_raster
 from engine.travel import (
@@ -81,6 +84,8 @@ BUNDLED = "bundled"
 DEFAULT_BATCH_ROWS = 1_000_000
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _REJECT_COLUMNS = ["source", "row", "record_id", "reason"]
+#: Where the households stage runs (see engine/backend_dask.py).
+BACKENDS = ("local", "dask")
 
 
 @dataclass
@@ -229,13 +234,15 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
               population: str | Path | None = BUNDLED,
               boundaries_path: str | Path | None = None, province: str | None = None,
               config: Config | None = None, pockets: bool = True,
-              batch_rows: int = DEFAULT_BATCH_ROWS) -> BuildSummary:
+              batch_rows: int = DEFAULT_BATCH_ROWS, backend: str = "local",
+              scheduler: str | None = None, workers: int | None = None) -> BuildSummary:
     """Build a run directory (see docs/architecture.md) from the inputs of one run.
 
     Parameters
     ----------
     households
-        Household register (CSV, Parquet, GeoPackage ...).
+        Household register (CSV, Parquet, GeoPackage ...), or a partitioned Parquet
+        register: a directory, a glob or an fsspec URL (see :mod:`engine.partitions`).
     out
         Run directory to create (replaced atomically if it exists).
     facilities
@@ -256,6 +263,13 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         Run the pockets stage (:func:`engine.pockets.write_pockets`) before finishing.
     batch_rows
         Households validated and aggregated per batch (bounds memory).
+    backend
+        ``"local"`` (this process, streaming) or ``"dask"`` (households stage on a Dask
+        cluster, see :mod:`engine.backend_dask` and docs/distributed.md).
+    scheduler
+        Dask scheduler address; ``None`` starts a LocalCluster (``backend="dask"`` only).
+    workers
+        Worker processes of that LocalCluster (default 2).
 
     Returns
     -------
@@ -273,6 +287,10 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
     ...           friction="friction.tif")  # doctest: +SKIP
     """
     config = config or Config()
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != "dask" and (scheduler is not None or workers is not None):
+        raise InputError("a Dask scheduler or worker count needs backend='dask'")
     resolution = config.build.resolution
     rasters = {check_raster_name(k): Path(v) for k, v in (rasters or {}).items()}
     if population == BUNDLED:
@@ -287,7 +305,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
             "population": population and str(population),
             "boundaries": boundaries_path and str(boundaries_path), "province": province,
             "resolution": resolution, "pockets": pockets, "out": str(out),
-            "batch_rows": batch_rows,
+            "batch_rows": batch_rows, "backend": backend, "scheduler": scheduler,
         },
         "config": config.to_dict(),
     }
@@ -296,6 +314,9 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         for key, path in (("households", households), ("facilities", facilities),
                           ("friction", friction),
                           ("population", population), ("boundaries", boundaries_path)):
+            if key == "households" and is_partitioned(path):
+                inputs[key] = {"path": str(path), "files": file_records(list_parts(path))}
+                continue
             if path is not None:
                 if not Path(path).exists():
                     raise InputError(f"{path}: {key} file not found")
@@ -330,32 +351,41 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                                      bounds=bounds, run_dir=tmp)
             warnings_.extend(travel.warnings)
 
-        # households, in batches -----------------------------------------------------------
-        acc = CellAccumulator(resolution=resolution)
-        read = located = 0
-        seen: set = set()
-        for batch in _timed_batches(iter_household_batches(households, batch_rows=batch_rows),
-                                    timer):
-            with timer("households"):
-                res = validate_households(batch, source=str(households), row_offset=read,
-                                          study_area=area, seen_ids=seen)
-                read += res.read
-                located += res.village_located
-                rejects.append(res.rejects)
-                ok = res.accepted
-                acc.add(ok, values=travel.minutes(ok["lon"].to_numpy(), ok["lat"].to_numpy()))
-        accepted = acc.households
+        # households, in batches (or on Dask) ----------------------------------------------
+        hh_rejects: list[pd.DataFrame] = []
+        if backend == "dask":
+            sums, read, accepted, located = _dask_households(
+                households, travel, area=area, resolution=resolution, batch_rows=batch_rows,
+                scheduler=scheduler, workers=workers, timer=timer, rejects=hh_rejects,
+                manifest=manifest)
+        else:
+            acc = CellAccumulator(resolution=resolution)
+            read = located = 0
+            seen: set = set()
+            for source, offset, batch in _timed_batches(
+                    household_batches(households, batch_rows=batch_rows), timer):
+                with timer("households"):
+                    res = validate_households(batch, source=source, row_offset=offset,
+                                              study_area=area, seen_ids=seen)
+                    read += res.read
+                    located += res.village_located
+                    hh_rejects.append(res.rejects)
+                    ok = res.accepted
+                    acc.add(ok, values=travel.minutes(ok["lon"].to_numpy(),
+                                                      ok["lat"].to_numpy()))
+            accepted = acc.households
+            sums = acc.result()
+            manifest["backend"] = {"name": "local", "workers": 1, "threads": os.cpu_count()}
+        rejects.extend(hh_rejects)
         counts["households"] = {"read": read, "accepted": accepted, "rejected": read - accepted,
                                 "village_located": located}
         if accepted == 0:
-            hh_rejects = [r for r in rejects if len(r) and (r["source"] ==
-                                                             Path(households).name).any()]
             raise EmptyInputError(f"{households}: no household was accepted ({read} read)"
-                                  + _reject_summary(hh_rejects))
+                                  + _reject_summary([r for r in hh_rejects if len(r)]))
 
         # cells, population, rasters ------------------------------------------------------
         with timer("cells"):
-            cells = cells_frame(acc.result(), resolution=resolution)
+            cells = cells_frame(sums, resolution=resolution)
             ids = strings_to_cells(cells["h3"])
             cell_bounds = _cells_bounds(ids)
         with timer("population"):
@@ -414,6 +444,31 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
     return BuildSummary(Path(out), counts, cell_counts, timer.as_dict(), manifest)
 
 
+def _dask_households(households: str | Path, travel: _Travel, *, area: StudyArea,
+                     resolution: int, batch_rows: int, scheduler: str | None,
+                     workers: int | None, timer: Timer, rejects: list[pd.DataFrame],
+                     manifest: dict[str, Any]) -> tuple[pd.DataFrame, int, int, int]:
+    """Run the households stage on Dask; return ``(sums, read, accepted, located)``."""
+    from engine.backend_dask import DEFAULT_WORKERS, HouseholdValues, dask_client, dask_households
+
+    values = HouseholdValues(rasters=travel.rasters, straight=travel.straight,
+                             transform=travel.surface.transform if travel.surface else None,
+                             crs=travel.surface.crs if travel.surface else None)
+    with contextlib.ExitStack() as stack:
+        with timer("cluster"):
+            client, info = stack.enter_context(
+                dask_client(scheduler, workers=workers or DEFAULT_WORKERS))
+        with timer("households"):
+            out = dask_households(households, client=client, cluster=info,
+                                 resolution=resolution, study_area=area,
+                                 values=values if values.names else None, batch_rows=batch_rows)
+        with timer("cluster"):
+            stack.close()
+    rejects.append(out.rejects)
+    manifest["backend"] = out.manifest_section()
+    return out.sums, out.read, out.accepted, out.village_located
+
+
 def _timed_batches(batches: Any, timer: Timer) -> Any:
     """Yield from ``batches`` with the time spent reading counted as ``read``."""
     iterator = iter(batches)
@@ -444,5 +499,5 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any], timer: Timer, *,
     return manifest
 
 
-__all__ = ["BUNDLED", "BuildSummary", "TRAVEL_DIR", "build_run", "check_raster_name",
+__all__ = ["BACKENDS", "BUNDLED", "BuildSummary", "TRAVEL_DIR", "build_run", "check_raster_name",
            "read_study_area"]

@@ -65,8 +65,11 @@ def write_register_csv(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_register_parquet(table: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> Path:
-    """Write the register as Parquet; ``metadata`` goes into the schema under ``kantong``."""
+def register_arrow(table: pd.DataFrame) -> pa.Table:
+    """Return the register as an Arrow table: numeric lon/lat, int desil/members, bools.
+
+    Non-numeric coordinates (CSV text) become :data:`PARQUET_BAD_COORDINATE`.
+    """
     arrays = {}
     for col in REGISTER_COLUMNS:
         if col in ("lon", "lat"):
@@ -79,7 +82,12 @@ def write_register_parquet(table: pd.DataFrame, path: Path, metadata: dict[str, 
             arrays[col] = pa.array(table[col].to_numpy(bool))
         else:
             arrays[col] = pa.array(table[col].to_numpy(dtype=object), pa.string())
-    tab = pa.table(arrays).replace_schema_metadata(
+    return pa.table(arrays)
+
+
+def write_register_parquet(table: pd.DataFrame, path: Path, metadata: dict[str, Any]) -> Path:
+    """Write the register as Parquet; ``metadata`` goes into the schema under ``kantong``."""
+    tab = register_arrow(table).replace_schema_metadata(
         {"kantong": json.dumps(metadata, sort_keys=True)})
     with atomic_path(path) as tmp:
         pq.write_table(tab, tmp, compression="zstd")

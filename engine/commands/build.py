@@ -45,8 +45,9 @@ def _province(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 @click.command("build")
-@click.option("--households", required=True, type=_FILE,
-              help="Household register (CSV, Parquet, GeoPackage, ...).")
+@click.option("--households", required=True, metavar="PATH|DIR|GLOB|URL",
+              help="Household register (CSV, Parquet, GeoPackage, ...), or partitioned "
+                   "Parquet: a directory, a quoted glob or a URL (s3://...).")
 @click.option("--facilities", type=_FILE, default=None,
               help="Facility points with a `type` column (gives travel_min_<type>).")
 @click.option("--friction", type=_FILE, default=None,
@@ -69,10 +70,21 @@ def _province(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--no-pockets", is_flag=True, help="Skip the pockets stage.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory to write (replaced atomically).")
-def command(households: Path, facilities: Path | None, friction: Path | None,
+@click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="Where households are validated and aggregated: this process "
+                   "(streaming), or a Dask cluster (see docs/distributed.md).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler to use (tcp://host:8786) [default: start a LocalCluster]; "
+                   "with --backend dask.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the LocalCluster (1 thread each) [default: 2]; "
+                   "with --backend dask and no --scheduler.")
+def command(households: str, facilities: Path | None, friction: Path | None,
             rasters: dict[str, Path], population: str | None, boundaries_path: Path | None,
             province: str | None, resolution: int | None, config_path: Path | None,
-            no_pockets: bool, out: Path) -> None:
+            no_pockets: bool, out: Path, backend: str, scheduler: str | None,
+            workers: int | None) -> None:
     """Fuse households, facilities and rasters into H3 cells: a run directory.
 
     Writes OUT/cells.parquet, rollups/, rejects.csv, facilities.parquet, friction.tif,
@@ -81,6 +93,14 @@ def command(households: Path, facilities: Path | None, friction: Path | None,
     """
     from engine.build import BUNDLED, build_run
     from engine.config import Config
+
+    if backend != "dask" and scheduler is not None:
+        raise click.BadParameter("needs --backend dask", param_hint="'--scheduler'")
+    if backend != "dask" and workers is not None:
+        raise click.BadParameter("needs --backend dask", param_hint="'--workers'")
+    if scheduler is not None and workers is not None:
+        raise click.BadParameter("sizes the LocalCluster only; an existing scheduler has "
+                                 "its own workers", param_hint="'--workers'")
 
     config = Config.from_toml(config_path).replace("build", resolution=resolution)
     if population is None:
@@ -91,7 +111,8 @@ def command(households: Path, facilities: Path | None, friction: Path | None,
         pop = Path(population)
     summary = build_run(households, out=out, facilities=facilities, friction=friction,
                         rasters=rasters, population=pop, boundaries_path=boundaries_path,
-                        province=province, config=config, pockets=not no_pockets)
+                        province=province, config=config, pockets=not no_pockets,
+                        backend=backend, scheduler=scheduler, workers=workers)
     click.echo(f"run written to {summary.run_dir} (H3 resolution {config.build.resolution})")
     for name, c in summary.counts.items():
         extra = f", {c['village_located']:,} placed from village code" \
@@ -101,6 +122,11 @@ def command(households: Path, facilities: Path | None, friction: Path | None,
     cells = ", ".join(f"r{r}: {n:,}" for r, n in sorted(summary.cells.items(), reverse=True,
                                                         key=lambda kv: int(kv[0])))
     click.echo(f"  cells       {cells}")
+    used = summary.manifest.get("backend", {})
+    if used.get("name") == "dask":
+        where = "LocalCluster" if used.get("local_cluster") else used.get("scheduler")
+        click.echo(f"  backend     dask: {used['workers']} workers, {used['threads']} threads "
+                   f"({where}), {used['pieces']} pieces from {used['files']} files")
     travel = summary.manifest.get("travel_time", {}).get("method")
     if travel:
         click.echo(f"  travel time {travel}")
