@@ -106,6 +106,24 @@ def check_raster_name(name: str) -> str:
     return name
 
 
+def is_synthetic_input(households: str | Path) -> bool:
+    """Tell whether a household register is synthetic demo data.
+
+    True when its file (or partition directory) name says ``synthetic`` - as every file
+    ``kantong demo-data`` writes does - or a ``metadata.json`` beside it carries the
+    synthetic label. The flag travels into the manifest, the web map and every export.
+    """
+    path = Path(str(households))
+    if "synthetic" in path.name.lower() or "synthetic" in path.parent.name.lower():
+        return True
+    meta = path.parent / "metadata.json"
+    try:
+        label = json.loads(meta.read_text(encoding="utf-8")).get("label", "")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return "SYNTHETIC" in str(label).upper()
+
+
 def read_study_area(*, boundaries_path: str | Path | None = None,
                     province: str | None = None) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Return the study-area polygons (EPSG:4326) and a manifest description of them.
@@ -326,6 +344,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                 raise InputError(f"{path}: raster file not found")
             inputs[f"raster:{name}"] = file_record(path)
         manifest["inputs"] = inputs
+        manifest["synthetic"] = is_synthetic_input(households)
     with timer("study_area"):
         area_gdf, area_info = read_study_area(boundaries_path=boundaries_path, province=province)
         area = StudyArea.from_layer(area_gdf)
@@ -385,7 +404,8 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
 
         # cells, population, rasters ------------------------------------------------------
         with timer("cells"):
-            cells = cells_frame(sums, resolution=resolution)
+            admin_provinces = (area_info["province"],) if "province" in area_info else None
+            cells = cells_frame(sums, resolution=resolution, provinces=admin_provinces)
             ids = strings_to_cells(cells["h3"])
             cell_bounds = _cells_bounds(ids)
         with timer("population"):
@@ -407,7 +427,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         with timer("rollups"):
             rollups = {}
             for r in range(config.build.min_rollup_resolution, resolution):
-                rollups[r] = rollup_cells(cells, resolution=r)
+                rollups[r] = rollup_cells(cells, resolution=r, provinces=admin_provinces)
                 cell_counts[str(r)] = len(rollups[r])
         with timer("write"):
             cells.to_parquet(tmp / CELLS_FILE, index=False)

@@ -148,11 +148,17 @@ def _districts() -> tuple[pd.DataFrame, np.ndarray]:
 
 
 @functools.cache
-def _districts_projected_tree() -> shapely.STRtree:
-    return shapely.STRtree(boundaries.districts().geometry.to_crs(EQUAL_AREA).to_numpy())
+def _districts_projected_tree(provinces: tuple[str, ...] | None = None,
+                              ) -> tuple[shapely.STRtree, np.ndarray]:
+    """Tree over the districts (of ``provinces`` only, if given) and their row numbers."""
+    d = boundaries.districts()
+    rows = np.arange(len(d)) if provinces is None else np.flatnonzero(
+        d["province_code"].astype(str).isin(provinces).to_numpy())
+    return shapely.STRtree(d.geometry.iloc[rows].to_crs(EQUAL_AREA).to_numpy()), rows
 
 
-def admin_of_points(lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
+def admin_of_points(lon: np.ndarray, lat: np.ndarray, *,
+                    provinces: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Return the province/regency/district codes and names of each point.
 
     The district (kecamatan, BPS 2020) polygon that contains the point gives its codes,
@@ -163,6 +169,11 @@ def admin_of_points(lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
     ----------
     lon, lat
         WGS84 degrees.
+    provinces
+        Restrict attribution to the districts of these province codes (the study area of a
+        ``--province`` build): a point whose holding district lies in another province (a
+        border cell whose centre falls across the line, although its households are inside)
+        takes the nearest district of these provinces instead.
 
     Returns
     -------
@@ -182,13 +193,16 @@ def admin_of_points(lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
         point_idx, poly_idx = point_idx[order], poly_idx[order]
         first = np.r_[True, point_idx[1:] != point_idx[:-1]][: len(point_idx)]
         match[point_idx[first]] = poly_idx[first]
+        if provinces is not None:
+            allowed = attrs["province_code"].isin(provinces).to_numpy()
+            match[(match >= 0) & ~allowed[np.maximum(match, 0)]] = -1
         missing = np.flatnonzero(match < 0)
         if missing.size:
             to_ea = Transformer.from_crs(WGS84, EQUAL_AREA, always_xy=True)
             x, y = to_ea.transform(np.asarray(lon)[missing], np.asarray(lat)[missing])
-            src, near = _districts_projected_tree().query_nearest(shapely.points(x, y),
-                                                                  all_matches=False)
-            match[missing[src]] = near
+            tree, rows = _districts_projected_tree(provinces)
+            src, near = tree.query_nearest(shapely.points(x, y), all_matches=False)
+            match[missing[src]] = rows[near]
             logger.debug("%d of %d points outside every district: nearest district used",
                          missing.size, n)
     out = attrs.iloc[np.where(match >= 0, match, 0)].reset_index(drop=True)
@@ -196,9 +210,14 @@ def admin_of_points(lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def attach_admin(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``frame`` with the ``ADMIN_COLUMNS`` of its ``lon``/``lat`` cell centres."""
-    codes = admin_of_points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+def attach_admin(frame: pd.DataFrame, *,
+                 provinces: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Return ``frame`` with the ``ADMIN_COLUMNS`` of its ``lon``/``lat`` cell centres.
+
+    ``provinces`` restricts attribution to those provinces (see :func:`admin_of_points`).
+    """
+    codes = admin_of_points(frame["lon"].to_numpy(), frame["lat"].to_numpy(),
+                            provinces=provinces)
     frame = frame.copy()
     for col in ADMIN_COLUMNS:
         frame[col] = codes[col].to_numpy()
@@ -337,7 +356,8 @@ def _add_rates(frame: pd.DataFrame) -> None:
             frame[share_col] = np.where(hh > 0, frame[count_col] / hh, np.nan)
 
 
-def cells_frame(sums: pd.DataFrame, *, resolution: int, admin: bool = True) -> gpd.GeoDataFrame:
+def cells_frame(sums: pd.DataFrame, *, resolution: int, admin: bool = True,
+                provinces: tuple[str, ...] | None = None) -> gpd.GeoDataFrame:
     """Turn per-cell sums into the cell table of docs/architecture.md (without raster columns).
 
     Parameters
@@ -350,6 +370,8 @@ def cells_frame(sums: pd.DataFrame, *, resolution: int, admin: bool = True) -> g
         H3 resolution of the cells.
     admin
         Attach province/regency/district codes and names of the polygon holding each centre.
+    provinces
+        Restrict that attribution to these provinces (the study area of a province build).
 
     Returns
     -------
@@ -373,7 +395,7 @@ def cells_frame(sums: pd.DataFrame, *, resolution: int, admin: bool = True) -> g
                 frame[name] = np.where(n > 0, sums[col].to_numpy() / n, np.nan)
     gdf = gpd.GeoDataFrame(frame, geometry=cell_polygons(cells), crs=WGS84)
     if admin:
-        gdf = attach_admin(gdf)
+        gdf = attach_admin(gdf, provinces=provinces)
     return order_columns(gdf)
 
 
@@ -395,7 +417,8 @@ def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[known + rest]
 
 
-def rollup_cells(cells: pd.DataFrame, *, resolution: int, admin: bool = True) -> gpd.GeoDataFrame:
+def rollup_cells(cells: pd.DataFrame, *, resolution: int, admin: bool = True,
+                 provinces: tuple[str, ...] | None = None) -> gpd.GeoDataFrame:
     """Aggregate a cell table to a coarser resolution, exactly.
 
     Count columns are summed; rates and shares are recomputed from the summed counts;
@@ -410,6 +433,8 @@ def rollup_cells(cells: pd.DataFrame, *, resolution: int, admin: bool = True) ->
         A cell table (``h3`` hex ids, the count columns, optional mean and population columns).
     resolution
         Target resolution, coarser than (or equal to) the cells'.
+    admin, provinces
+        As in :func:`cells_frame`, for the parent cells.
 
     Returns
     -------
@@ -444,7 +469,7 @@ def rollup_cells(cells: pd.DataFrame, *, resolution: int, admin: bool = True) ->
         extra["population"] = np.where(has, total, np.nan)
     order = np.argsort(uniq)
     out = out.iloc[order]
-    gdf = cells_frame(out, resolution=resolution, admin=admin)
+    gdf = cells_frame(out, resolution=resolution, admin=admin, provinces=provinces)
     for col, vals in extra.items():
         gdf[col] = vals[order]
     return order_columns(gdf)

@@ -257,3 +257,17 @@ def test_boundaries_in_another_crs_are_reprojected(inputs, tmp_path):
                         boundaries_path=tmp_path / "area.gpkg", population=None, pockets=False)
     assert summary.counts["households"]["accepted"] == inputs["n"]
     assert summary.manifest["study_area"]["kind"] == "boundaries"
+
+
+def test_synthetic_inputs_are_flagged(tmp_path):
+    import json as _json
+
+    from engine.build import is_synthetic_input
+
+    real, demo = tmp_path / "kalbar_2025", tmp_path / "kalbar_demo"
+    real.mkdir()
+    demo.mkdir()
+    assert is_synthetic_input(real / "households_synthetic.csv")
+    assert not is_synthetic_input(real / "p3ke_2025.csv")
+    (demo / "metadata.json").write_text(_json.dumps({"label": "SYNTHETIC - demo"}))
+    assert is_synthetic_input(demo / "register.csv")

@@ -225,3 +225,16 @@ def test_rollup_invariants_hold_for_any_resolution_pair(seed, n, fine, step):
         assert (up[col].to_numpy() == direct[col].to_numpy()).all(), col
     assert up["population"].sum() == pytest.approx(cells["population"].sum())
     assert up["h3"].is_unique
+
+
+def test_province_build_attributes_border_cells_to_its_own_province():
+    from engine import boundaries
+    from engine.grid import admin_of_points
+
+    sukamara = boundaries.districts().query("regency_code == '6206'").geometry.union_all()
+    pt = sukamara.representative_point()
+    free = admin_of_points(np.array([pt.x]), np.array([pt.y]))
+    assert free["province_code"].iloc[0] == "62"
+    kept = admin_of_points(np.array([pt.x]), np.array([pt.y]), provinces=("61",))
+    assert kept["province_code"].iloc[0] == "61"
+    assert kept["regency_code"].iloc[0].startswith("61")
