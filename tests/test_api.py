@@ -87,6 +87,9 @@ def test_sites_empty_collection(tmp_path, web_run):
     shutil.rmtree(run / "sites")
     client = create_app({"TESTING": True, "RUN_DIR": str(run)}).test_client()
     assert client.get("/api/sites").json == {"type": "FeatureCollection", "features": []}
+    resp = client.get("/download/sites.geojson")
+    assert resp.status_code == 404 and "kantong sites" in resp.json["error"]
+    assert client.get("/download/cells.geojson").status_code == 200
 
 
 def test_cell_endpoint(client, app):
@@ -103,6 +106,74 @@ def test_cell_endpoint(client, app):
     for bad in ("zzz", "8868b64019fffffff", "'; drop table", "0"):
         resp = client.get(f"/api/cells/{bad}")
         assert resp.status_code == 400 and resp.json["error"]
+
+
+def test_cell_ids_are_canonicalised_and_long_hex_rejected(client, app):
+    """Upper case and a leading zero name the same cell; longer hex never reaches h3.
+
+    ``PublishedRun.cell`` (engine/published.py) raises OverflowError on a 17-digit hex id:
+    the API must answer 400, not 500.
+    """
+    cell = app.extensions["kantong"].cells().iloc[0]["h3"]
+    expected = client.get(f"/api/cells/{cell}").json
+    for alias in (cell.upper(), "0" + cell):
+        resp = client.get(f"/api/cells/{alias}")
+        assert resp.status_code == 200 and resp.json == expected
+    for bad in (cell + "f", "f" * 17, "0" * 17 + cell, "1" + cell):
+        resp = client.get(f"/api/cells/{bad}")
+        assert resp.status_code == 400, bad
+        assert "not a valid H3 cell id" in resp.json["error"]
+
+
+@pytest.mark.parametrize("query", ["resolution=%C2%B2", "resolution=%D9%A5", "resolution=-1",
+                                   "resolution=123"])
+def test_download_resolution_must_be_ascii_digits(client, query):
+    """``"²".isdigit()`` is True but ``int("²")`` fails: no 500 for odd digits."""
+    resp = client.get(f"/download/cells.geojson?{query}")
+    assert resp.status_code == 400 and "resolution must be an integer" in resp.json["error"]
+
+
+def test_client_errors_do_not_name_server_paths(client, web_run):
+    for url in ("/download/cells.geojson?regency=9999", "/download/cells.geojson?resolution=9",
+                "/download/pockets.geojson?regency=..%2F..%2Fetc"):
+        resp = client.get(url)
+        assert resp.status_code == 400, url
+        assert str(web_run) not in resp.json["error"] and "/tmp" not in resp.json["error"]
+        assert resp.json["error"].startswith("run")
+
+
+@pytest.mark.parametrize("url", [
+    "/tiles/..%2F..%2Fetc/passwd/1/1/1.png", "/download/../../manifest.json",
+    "/download/..%2F..%2Fmanifest.json", "/static/../engine/build.py",
+    "/static/..%2Fengine%2Fbuild.py", "/static/%2e%2e/engine/build.py",
+    "/static/vendor/../../../engine/build.py", "/manifest.json", "/cells.parquet",
+    "/rollups/r5.parquet", "/api/legend/..%2Fmanifest"])
+def test_path_traversal_is_refused(client, url):
+    resp = client.get(url)
+    assert resp.status_code == 404 and resp.is_json
+    assert b"engine_version" not in resp.data and b"import" not in resp.data
+
+
+def test_tile_coordinates_are_validated(client):
+    for url, text in (("/tiles/priority/99/1/1.png", "above the maximum"),
+                      ("/tiles/priority/999999999/1/1.png", "at most 8 digits"),
+                      ("/tiles/priority/6/-1/3.png", "non-negative integer"),
+                      ("/tiles/priority/6/64/3.png", "does not exist"),
+                      ("/tiles/priority/%C2%B2/1/1.png", "non-negative integer"),
+                      ("/tiles/cells/40/1/1.pbf", "above the maximum")):
+        resp = client.get(url)
+        assert resp.status_code == 400 and text in resp.json["error"], url
+    assert client.get("/tiles/nope/6/51/31.png").status_code == 404
+    # HEAD answers like GET without a body; If-None-Match gives 304
+    head = client.head("/tiles/priority/6/51/31.png")
+    get = client.get("/tiles/priority/6/51/31.png")
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["ETag"] == get.headers["ETag"]
+    assert head.headers["Content-Length"] == str(len(get.data))
+    assert "Content-Security-Policy" in head.headers
+    cached = client.get("/tiles/priority/6/51/31.png",
+                        headers={"If-None-Match": get.headers["ETag"]})
+    assert cached.status_code == 304 and cached.data == b""
 
 
 def test_regencies(client, app):

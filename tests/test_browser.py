@@ -144,6 +144,7 @@ def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_
     assert legend.is_displayed()
     assert len(legend.find_elements(By.CSS_SELECTOR, ".kantong-legend-tick")) >= 2
     assert "fewer than 10 households" in legend.text
+    assert "No data" in legend.text  # the base resolution: no derived values
     assert drv.title.startswith("Kantong — kantong kemiskinan Kalimantan Barat")
 
     # --- tiles: requested from this app with 200, and nothing requested anywhere else
@@ -258,5 +259,111 @@ def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_
     assert tiles and all(r["status"] == 200 for r in tiles)
     assert "min" in drv.find_element(By.ID, "kantong-legend").text
 
+    # --- pocket rings at low zoom (a pocket is a few pixels there), outlines when zoomed in
+    n_pockets = len(pub.pockets())
+    for zoom, expected in ((9, n_pockets), (11, 0)):
+        drv.execute_script("window.kantongMap.setZoom(arguments[0], {animate: false});", zoom)
+        _wait(drv, "return !window.kantongMap._animatingZoom && document.querySelectorAll("
+                   f"'path.kantong-pocket-marker').length === {expected};",
+              f"expected {expected} pocket markers at zoom {zoom}")
+    _assert_labels_clear_of_controls(drv)
+    # the province at zoom 8 (as in compare mode): Sambas sits under the title panel and
+    # Kapuas Hulu under the layer control unless the viewer hides them
+    drv.execute_script("window.kantongMap.setView([-0.2, 111.0], 8, {animate: false});")
+    _wait(drv, "return !window.kantongMap._animatingZoom && "
+               "document.querySelectorAll('.kantong-regency-label').length > 5;",
+          "regency labels not shown at zoom 8")
+    _assert_labels_clear_of_controls(drv)
+    assert len(_rects(drv, ".kantong-regency-label > div")) >= 6
+
     errors = _severe(drv)
     assert not errors, f"browser console errors: {errors}"
+
+
+def _rects(drv: webdriver.Chrome, selector: str) -> list[dict[str, float]]:
+    return drv.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].filter(e => e.getClientRects()"
+        ".length && getComputedStyle(e).visibility !== 'hidden').map(e => {"
+        "const r = e.getBoundingClientRect();"
+        "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; })"
+        ".filter(r => r.right > r.left && r.bottom > r.top);", selector)
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (a["left"] < b["right"] and b["left"] < a["right"]
+            and a["top"] < b["bottom"] and b["top"] < a["bottom"])
+
+
+def _assert_labels_clear_of_controls(drv: webdriver.Chrome) -> None:
+    labels = _rects(drv, ".kantong-regency-label > div")
+    controls = _rects(drv, ".leaflet-control")
+    assert controls
+    under = [(lab, c) for lab in labels for c in controls if _overlap(lab, c)]
+    assert not under, f"regency labels under a control: {under}"
+    clashes = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:] if _overlap(a, b)]
+    assert not clashes, f"regency labels overlap: {clashes}"
+
+
+@pytest.fixture(scope="module")
+def compare_server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``kantong serve --run NEW --compare OLD``: the module's run is the earlier year."""
+    new = tmp_path_factory.mktemp("browser-compare") / "run"
+    make_run(new, seed=1)
+    write_pockets(new, Config())
+    app = create_app({"RUN_DIR": str(new), "COMPARE_RUN_DIR": str(run_dir), "TESTING": True})
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+
+
+def test_compare_mode_controls_do_not_overlap(driver: webdriver.Chrome,
+                                              compare_server: str) -> None:
+    """Ten base layers, the legend and the open regency table on a short (1024 x 600) window."""
+    drv = driver
+    drv.set_window_size(1024, 600)
+    inner = drv.execute_script("return [window.innerWidth, window.innerHeight];")
+    drv.set_window_size(1024 + 1024 - inner[0], 600 + 600 - inner[1])  # a 1024 x 600 viewport
+    try:
+        drv.get(compare_server + "/")
+        _wait(drv, "return !!window.kantongMap", "viewer script did not start")
+        drv.execute_script(
+            "[...document.querySelectorAll('.leaflet-control-layers-base label')].find("
+            "l => l.textContent.trim() === 'Change in extreme-poor households').click();")
+        _wait(drv, "const t = document.querySelector('#kantong-legend .kantong-legend-title');"
+                   "return t && t.textContent.startsWith('Change in extreme-poor households');",
+              "legend did not follow the change layer")
+        _tiles_settled(drv, "change_extreme_households")
+        legend = drv.find_element(By.ID, "kantong-legend").text
+        assert "Published in one run only (change withheld)" in legend  # nodata_label
+        assert "No data" not in legend
+        drv.find_element(By.CSS_SELECTOR, "details.kantong-compare summary").click()
+        _wait(drv, "return document.querySelector('details.kantong-compare').open;",
+              "regency table did not open")
+        _wait(drv, "const l = document.querySelector('.leaflet-control-layers')"
+                   ".getBoundingClientRect();"
+                   "return [...document.querySelectorAll("
+                   "'.leaflet-bottom.leaflet-right > .leaflet-control')].every("
+                   "c => c.getBoundingClientRect().top >= l.bottom);",
+              "the layer control overlaps the legend or the regency table")
+        # the chosen base layer stays visible in the (now scrolling) layer list
+        assert drv.execute_script(
+            "const i = document.querySelector('.leaflet-control-layers-base input:checked');"
+            "const r = i.getBoundingClientRect();"
+            "const l = document.querySelector('.leaflet-control-layers-list')"
+            ".getBoundingClientRect();"
+            "return r.top >= l.top - 1 && r.bottom <= l.bottom + 1;")
+        _assert_labels_clear_of_controls(drv)
+        drv.save_screenshot("/tmp/kantong_viewer_compare.png")
+        resources = _resources(drv)
+        foreign = [r["name"] for r in resources if not r["name"].startswith(compare_server + "/")
+                   and not r["name"].startswith("data:")]
+        assert not foreign, f"requests left the app: {foreign}"
+        errors = _severe(drv)
+        assert not errors, f"browser console errors: {errors}"
+    finally:
+        drv.set_window_size(WIDTH, HEIGHT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -423,8 +424,8 @@ def test_web_change_tiles_and_legend(compare_app, two_years: tuple[Path, Path]) 
     assert client.get("/tiles/change_extreme_households/99/0/0.png").status_code == 400
     legend = client.get("/tiles/change_extreme_households/legend.json?z=10").json
     lo, hi = legend["domain"]
-    assert lo == -hi and hi >= 1 and legend["colormap"] == "RdBu_r"
-    assert "withheld" in legend["nodata_label"]
+    assert lo == -hi and hi >= 2 and legend["colormap"] == "RdBu_r"  # no half households
+    assert "withheld" in legend["nodata_label"] and isinstance(legend["open_high"], bool)
     # the served run's own indicator tiles still work beside the change layers
     assert client.get(f"/tiles/priority/{z}/{x}/{y}.png").status_code == 200
 
@@ -463,6 +464,44 @@ def test_web_page_lists_change_layers(compare_app) -> None:
     assert "/tiles/change_extreme_households/{z}/{x}/{y}.png" in page
     assert "/tiles/change_extreme_rate/{z}/{x}/{y}.png" in page
     assert "Pocket changes" in page and "/api/compare/regencies" in page
+    # the legend key lists the pocket statuses drawn (colour of each outline)
+    from engine.pocket_changes import STATUS_COLORS
+
+    config = json.loads(re.search(r"kantongViewer\(\w+, (\{.*?\}),\s*\n", page, re.S).group(1))
+    present = {f["properties"]["status"] for f in
+               compare_app.test_client().get("/api/compare/pockets.geojson").json["features"]}
+    assert config["pocketStatuses"] == [[f"Pocket {s}", STATUS_COLORS[s]] for s in STATUSES
+                                        if s in present]
+    # a ring per pocket group (status colour) for low zoom, paired with its overlay
+    pairs = re.search(r"kantongViewer\(\w+, \{.*?\},\s*\n\s*\w+, \[(.*)\]\);", page, re.S)
+    names = re.findall(r"\[(\w+), (\w+)\]", pairs.group(1))
+    assert len(names) == 2  # the served run's pockets, then the pocket changes
+    rings = json.loads(re.search(rf"{names[1][1]}_add\((\{{.*?\}})\);\n", page, re.S).group(1))
+    assert [f["properties"]["status"] for f in rings["features"]] == [
+        f["properties"]["status"] for f in
+        compare_app.test_client().get("/api/compare/pockets.geojson").json["features"]]
+    for feature in rings["features"]:
+        assert feature["geometry"]["type"] == "Point"
+        assert feature["properties"]["color"] == STATUS_COLORS[feature["properties"]["status"]]
+        assert 7.0 <= feature["properties"]["radius"] <= 16.0
+
+
+@pytest.mark.parametrize("query", ["z=%C2%B2", "z=99", "z=-1", "resolution=%D9%A8",
+                                   "resolution=%C2%B2", "resolution=4"])
+def test_web_change_legend_rejects_odd_numbers(compare_app, query: str) -> None:
+    """Superscript and non-ASCII digits are a 400 (they used to pass str.isdigit: 500)."""
+    resp = compare_app.test_client().get(f"/tiles/change_extreme_rate/legend.json?{query}")
+    assert resp.status_code == 400 and resp.json["error"]
+
+
+def test_web_change_tiles_hatch_one_sided_cells(compare_app) -> None:
+    """Cells published in one run only are drawn hatched (no change shown), others plain."""
+    svc = compare_app.extensions["kantong_compare"]
+    res = max(svc.resolutions)
+    cells = svc.changes(res)
+    nodata = svc.nodata("change_extreme_households", res)
+    values = cells["extreme_households_delta"].to_numpy(dtype="float64", na_value=np.nan)
+    assert (nodata == ~np.isfinite(values)).all() and nodata.any() and not nodata.all()
 
 
 def test_web_without_compare_has_no_change_layers(two_years: tuple[Path, Path]) -> None:

@@ -16,9 +16,17 @@ from PIL import Image
 
 from webmap import create_app
 from webmap.cache import TileCache
-from webmap.colors import NODATA_RGBA, make_scale
+from webmap.colors import NODATA_RGBA, make_scale, nice_ticks
 from webmap.config import resolution_for_zoom
-from webmap.render import lonlat_to_mercator, tile_bounds
+from webmap.render import (
+    HATCH_PERIOD,
+    HATCH_RGBA,
+    CellGeometry,
+    lonlat_to_mercator,
+    render_png,
+    tile_bounds,
+)
+from webmap.service import DERIVED_NODATA_LABEL
 
 
 def _png(resp) -> np.ndarray:
@@ -271,13 +279,20 @@ def test_tile_cache_lru_unit():
         TileCache(-1)
 
 
-def test_legend_and_alias(client, svc):
+def test_legend_and_alias(client, svc, run):
     legend = client.get("/tiles/priority/legend.json").json
     assert legend == client.get("/api/legend/priority").json
-    assert legend["indicator"] == "priority" and legend["domain"] == [0.0, 1.0]
+    # priority: 0 .. its 99.9th percentile rounded up to 0.1 (not a fixed 0..1)
+    top = np.ceil(np.quantile(run.cells()["priority"], 0.999) * 10 - 1e-9) / 10
+    assert legend["indicator"] == "priority" and legend["domain"] == [0.0, pytest.approx(top)]
     assert legend["label"] and legend["unit"]
     values = [s["value"] for s in legend["stops"]]
-    assert values == sorted(values) and values[0] == 0.0 and values[-1] == 1.0
+    assert values == sorted(values) and values[0] == 0.0 and values[-1] == pytest.approx(top)
+    assert legend["nodata_label"] == "No data"
+    assert legend["open_high"] == bool(run.cells()["priority"].max() > top)
+    assert legend["ticks"][0] == 0.0 and legend["ticks"][-1] == pytest.approx(top)
+    assert legend["ticks"] == sorted(legend["ticks"])
+    assert client.get("/tiles/pocket/legend.json").json["ticks"] is None
     scale, _ = svc.scale("priority", 8)
     lut0 = "#{:02x}{:02x}{:02x}".format(*scale.lut[0][:3])
     assert legend["stops"][0]["color"] == lut0
@@ -297,7 +312,30 @@ def test_colour_scales():
     assert tuple(rgba[2]) == tuple(travel.lut[-1])  # capped
     counts = make_scale("extreme_households", np.arange(1000.0))
     assert counts.domain[0] == 0.0 and counts.domain[1] >= np.quantile(np.arange(1000.0), 0.98)
-    assert make_scale("extreme_rate", np.array([0.1])).domain == (0.0, 1.0)
+    # scores and rates: data-driven tops (the fixed 0..1 left Kalbar's map pale)
+    assert make_scale("extreme_rate", np.array([0.1])).domain == (0.0, 0.1)
+    rate = make_scale("extreme_rate", np.r_[np.zeros(90), np.full(10, 0.184)])
+    assert rate.domain == (0.0, 0.2) and not rate.open_high
+    assert make_scale("extreme_rate", np.array([0.0, 0.9, 1.0])).domain == (0.0, 1.0)
+    assert make_scale("share_no_improved_water", np.array([0.1])).domain == (0.0, 1.0)
+    assert make_scale("priority", np.array([0.05, 0.3, 0.62])).domain == (0.0, 0.7)
+    assert make_scale("priority", np.array([0.0, 0.0])).domain == (0.0, 0.1)
+    wide = make_scale("priority", np.r_[np.full(5000, 0.1), 0.9])  # one outlier: clipped
+    assert wide.domain == (0.0, 0.1) and wide.open_high
+    assert wide.legend()["open_high"] and wide.legend()["stops"][-1]["value"] == 0.1
+    # the reference values (base resolution) set the domain, the values only open_high
+    ref = make_scale("priority", np.array([0.9]), reference=np.array([0.2, 0.35]))
+    assert ref.domain == (0.0, 0.4) and ref.open_high
+    assert make_scale("households", np.array([1.0, 2.0]), reference=None).legend()[
+        "nodata_label"] == "No data"
+    # tick labels at round values; the gradient keeps its 6 even stops
+    assert nice_ticks(0.0, 0.5) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert nice_ticks(0.0, 0.7) == [0.0, 0.2, 0.4, 0.6, 0.7]
+    assert nice_ticks(0.0, 135.0, minutes=True) == [0.0, 30.0, 60.0, 90.0, 120.0, 135.0]
+    assert nice_ticks(12.3, 87.9) == [12.3, 20.0, 40.0, 60.0, 80.0, 87.9]
+    assert nice_ticks(1.0, 1.0) == [1.0, 1.0]
+    minutes = make_scale("travel_min_school", np.linspace(0, 240, 50)).legend()
+    assert minutes["ticks"] == [0.0, 60.0, 120.0, 180.0, 240.0] and len(minutes["stops"]) == 6
     pocket = make_scale("pocket", np.array([1.0]))
     assert pocket.rgba(np.array([np.nan]))[0, 3] == 0
     assert tuple(pocket.rgba(np.array([1.0]))[0]) != tuple(pocket.rgba(np.array([2.0]))[0])
@@ -360,3 +398,66 @@ def test_cell_encoder_value_types_and_nulls():
         int(ids[3], 16): {},
     }
     assert enc.encode(geometry, 11, 0, 0) is None
+
+
+def test_score_and_rate_colours_keep_their_meaning_across_zooms(client, svc, run):
+    """Priority and the extreme rate use the base-resolution domain at every zoom."""
+    for name in ("priority", "extreme_rate"):
+        base = client.get(f"/tiles/{name}/legend.json").json
+        for z in (5, 7, 8, 9):
+            legend = client.get(f"/tiles/{name}/legend.json?z={z}").json
+            assert legend["resolution"] == svc.resolution_for_zoom(z)
+            assert legend["domain"] == base["domain"] and legend["stops"] == base["stops"]
+    # counts still follow the resolution (rollup cells sum their children)
+    r5 = client.get("/tiles/extreme_households/legend.json?resolution=5").json
+    r8 = client.get("/tiles/extreme_households/legend.json?resolution=8").json
+    assert r5["domain"][1] > r8["domain"][1]
+
+
+def test_nodata_legend_label_at_derived_rollups(web_run):
+    """A rollup cell whose published children carry no priority says why it has none."""
+    app = create_app({"TESTING": True, "RUN_DIR": str(web_run), "MIN_HOUSEHOLDS": 30})
+    client, svc = app.test_client(), app.extensions["kantong_tiles"]
+    missing = 0
+    for res in (5, 6, 7):
+        attrs = svc.level(res).attributes
+        legend = client.get(f"/tiles/priority/legend.json?resolution={res}").json
+        assert legend["nodata_label"] == DERIVED_NODATA_LABEL
+        # the hatch mask is exactly the cells without a derived value
+        assert (svc.nodata("priority", res) == attrs["priority"].isna().to_numpy()).all()
+        missing += int(attrs["priority"].isna().sum())
+    assert missing > 0  # K = 30 withholds every child of some published rollup cells
+    # a column the rollups carry themselves keeps the plain label
+    assert client.get("/tiles/households/legend.json?resolution=5").json["nodata_label"] \
+        == "No data"
+    assert not svc.nodata("pocket", 8).any()  # cells outside pockets are not drawn at all
+
+
+def _one_hexagon() -> tuple[CellGeometry, str]:
+    cell = h3.latlng_to_cell(0.05, 110.75, 8)
+    ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
+    return CellGeometry(np.array([shapely.Polygon(ring)], dtype=object)), cell
+
+
+def test_nodata_cells_are_hatched_across_tiles():
+    geometry, cell = _one_hexagon()
+    lat, lon = h3.cell_to_latlng(cell)
+    rgba = np.array([NODATA_RGBA], dtype="uint8")
+    z = 14
+    z, x, y = _tile_of(lon, lat, z)
+    plain = np.asarray(Image.open(io.BytesIO(render_png(geometry, rgba, z, x, y))))
+    hatched = np.asarray(Image.open(io.BytesIO(
+        render_png(geometry, rgba, z, x, y, hatch=np.array([True])))))
+    inside = plain[..., 3] > 0
+    assert inside.sum() > 500
+    assert (hatched[~inside] == 0).all()  # nothing drawn outside the cell
+    i, j = np.nonzero(inside)
+    on_line = (i + j) % HATCH_PERIOD == 0  # global grid: tile size is a multiple of the period
+    # lines darker than the fill, the fill between them unchanged
+    assert (hatched[i[on_line], j[on_line], 0] < plain[i[on_line], j[on_line], 0]).mean() > 0.95
+    assert (hatched[i[~on_line], j[~on_line]] == plain[i[~on_line], j[~on_line]]).all()
+    assert HATCH_RGBA[0] < NODATA_RGBA[0] and 256 % HATCH_PERIOD == 0
+    # a valued cell is not hatched even when a mask is given for it as False
+    valued = np.asarray(Image.open(io.BytesIO(
+        render_png(geometry, rgba, z, x, y, hatch=np.array([False])))))
+    assert (valued == plain).all()

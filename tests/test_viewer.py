@@ -8,25 +8,31 @@ from pathlib import Path
 
 import folium
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
 from factories import make_run
 
+from engine import boundaries
 from engine.config import Config
 from engine.errors import RunError
 from engine.pockets import write_pockets
 from engine.sites_run import plan_sites
 from webmap import create_app
+from webmap.markers import marker_radius
 from webmap.page import (
+    POCKET_MARKER_MAX_ZOOM,
+    POCKET_MARKER_RADIUS,
     choose_layers,
     indicator_label,
     initial_zoom,
     pocket_popup_html,
+    render_page,
     site_popup_html,
     to_feature_collection,
 )
-from webmap.viewer import pocket_contributions
+from webmap.viewer import content_from_published, main_provinces, pocket_contributions
 
 STATIC = Path(__file__).resolve().parents[1] / "webmap" / "static"
 
@@ -137,7 +143,9 @@ def test_embedded_pockets_sites_and_outlines(app, page: str) -> None:
     by_kind = {}
     for fc in layers:
         keys = set(fc["features"][0]["properties"]) if fc["features"] else set()
-        by_kind["pockets" if "pocket_id" in keys else "sites" if "rank" in keys
+        point = bool(fc["features"]) and fc["features"][0]["geometry"]["type"] == "Point"
+        by_kind["markers" if "radius" in keys and point else "pockets" if "pocket_id" in keys
+                else "sites" if "rank" in keys
                 else "outlines" if "regency_code" in keys else "background"] = fc
     pockets = run.pockets()
     assert [f["properties"]["pocket_id"] for f in by_kind["pockets"]["features"]] == \
@@ -152,6 +160,91 @@ def test_embedded_pockets_sites_and_outlines(app, page: str) -> None:
     assert all(c.startswith("61") for c in codes)  # the run's province only
     # popups are bound on click; nothing is fetched for them
     assert "bindPopup(f.properties.popup_html" in page
+    # pocket markers (rings at low zoom): one point inside each pocket, same popup
+    markers = by_kind["markers"]["features"]
+    assert [f["properties"]["pocket_id"] for f in markers] == pockets["pocket_id"].tolist()
+    for marker, pocket in zip(markers, by_kind["pockets"]["features"], strict=True):
+        assert marker["properties"]["popup_html"] == pocket["properties"]["popup_html"]
+        assert shapely.geometry.shape(pocket["geometry"]).buffer(1e-4).contains(
+            shapely.geometry.shape(marker["geometry"]))
+    radius = [f["properties"]["radius"] for f in markers]
+    assert min(radius) >= POCKET_MARKER_RADIUS[0] and max(radius) == POCKET_MARKER_RADIUS[1]
+    biggest = int(pockets["extreme_households"].to_numpy().argmax())
+    assert radius[biggest] == max(radius)
+    assert marker_radius(np.array([0.0, 25.0, 100.0, np.nan])).tolist() == [7.0, 11.5, 16.0, 7.0]
+
+
+def _viewer_call(page: str) -> tuple[dict, str, list[list[str]]]:
+    """``kantongViewer(map, config, outlines, [[overlay, markers], ...])`` arguments."""
+    match = re.search(r"kantongViewer\((\w+), (\{.*?\}),\s*\n\s*(\w+), \[(.*?)\]\);",
+                      page, re.S)
+    assert match, "kantongViewer(map, config, outlines, markerPairs) call missing"
+    pairs = [[a, b] for a, b in re.findall(r"\[(\w+), (\w+)\]", match.group(4))]
+    return json.loads(match.group(2)), match.group(3), pairs
+
+
+def test_viewer_config_pockets_markers_and_labels(app, page: str) -> None:
+    config, outlines, pairs = _viewer_call(page)
+    assert len(pairs) == 1
+    pockets, markers = pairs[0]
+    assert config["hasPockets"] is True and config["hasSites"] is True
+    assert config["pocketMarkerMaxZoom"] == POCKET_MARKER_MAX_ZOOM
+    assert config["pocketStatuses"] == []  # no --compare
+    for name in (outlines, pockets, markers):
+        assert name.startswith("geo_json_") and f"var {name} = L.geoJson(" in page
+    assert "kantong-pocket-marker" in page
+    # the markers are not in the layer control: viewer.js shows them with the pockets overlay
+    control = re.search(r"overlays :  \{(.*?)\},", page, re.S).group(1)
+    assert markers not in control and pockets in control
+    # labels: largest regencies first (they win label collisions)
+    outline = boundaries.regencies().set_index("regency_name")
+    names = [name for _, _, name in config["regencyLabels"]]
+    areas = [outline.loc[n].geometry.area for n in names]
+    assert len(names) >= 10 and areas == sorted(areas, reverse=True)
+
+
+def test_main_provinces_ignore_a_few_border_cells() -> None:
+    regs = pd.DataFrame({"regency_code": ["6101", "6102", "6206"],
+                         "households": [5000, 3000, 40]})
+    assert main_provinces(regs) == ("61",)
+    assert main_provinces(regs.assign(households=[5000, 3000, 900])) == ("61", "62")
+    assert main_provinces(regs.drop(columns="households")) == ("61", "62")
+    assert main_provinces(regs.iloc[:0]) == ()
+    assert main_provinces(pd.DataFrame({"regency_code": ["3171"], "households": [9]})) == ()
+
+
+class _BorderRun:
+    """A stand-in for PublishedRun: Kalbar plus two border cells in Sukamara (Kalteng)."""
+
+    run_id = "border"
+    manifest = {"synthetic": True}
+    min_households = 10
+
+    def regencies(self) -> pd.DataFrame:
+        return pd.DataFrame({"regency_code": ["6101", "6106", "6206"],
+                             "regency_name": ["Sambas", "Ketapang", "Sukamara"],
+                             "households": [60000, 48000, 87],
+                             "extreme_households": [540, 2559, 14]})
+
+    def pockets(self) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({"pocket_id": []}, geometry=[], crs="EPSG:4326")
+
+    sites = pockets
+
+
+def test_title_and_outlines_follow_the_main_province() -> None:
+    content = content_from_published(_BorderRun(), indicators=["priority"],
+                                     bounds=(108.7, -2.8, 113.1, 2.0))
+    assert content.province_name == "Kalimantan Barat" and content.province_codes == ("61",)
+    codes = set(content.outlines["regency_code"])
+    kalbar = set(boundaries.regencies().query("province_code == '61'")["regency_code"])
+    assert codes == kalbar | {"6206"}  # Kalteng's other regencies are not drawn or labelled
+    page = render_page(content)
+    assert "<title>Kantong — kantong kemiskinan Kalimantan Barat</title>" in page
+    config, _, pairs = _viewer_call(page)
+    assert pairs == [] and config["hasPockets"] is False
+    assert {name for _, _, name in config["regencyLabels"]} == set(
+        content.outlines["regency_name"])
 
 
 def test_page_is_cached_with_etag(app) -> None:
@@ -174,6 +267,8 @@ def test_viewer_of_run_without_pockets_or_sites(tmp_path: Path) -> None:
     assert layers[0][1] == "/tiles/extreme_households/{z}/{x}/{y}.png"  # no priority yet
     assert f"{layers[0][0]}.addTo(" in page
     assert "Poverty pockets (" not in page and "Chosen sites (" not in page
+    config, _, pairs = _viewer_call(page)
+    assert config["hasPockets"] is False and pairs == []
 
 
 def test_pocket_popup_escapes_and_ranks_contributions() -> None:

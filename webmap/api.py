@@ -23,7 +23,7 @@ from engine import boundaries
 from engine.export import COORDINATE_DECIMALS, geojson_dict, layer_frame, provenance
 from webmap import colors
 from webmap.config import zoom_table
-from webmap.tiles import legend_response, published, service
+from webmap.tiles import ascii_int, legend_response, published, service
 
 bp = Blueprint("api", __name__)
 
@@ -32,6 +32,8 @@ DOWNLOAD_LAYERS: Final = ("cells", "pockets", "sites")
 GEOJSON_MIMETYPE: Final = "application/geo+json"
 #: Feature ``id`` column of each layer.
 ID_COLUMNS: Final = {"cells": "h3", "pockets": "pocket_id"}
+#: GeoJSON of a layer with no feature.
+EMPTY_COLLECTION: Final = b'{"type":"FeatureCollection","features":[]}'
 _lock = threading.Lock()
 #: Shape of an H3 cell id (checked before h3, which overflows on longer hex strings).
 _H3_HEX: Final = re.compile(r"[0-9a-fA-F]{15,16}")
@@ -55,8 +57,13 @@ def _published_layer(layer: str) -> bytes:
     ext = current_app.extensions
     with _lock:
         if key not in ext:
-            frame, _, _ = layer_frame(published(), layer)
-            ext[key] = to_geojson(frame, id_column=ID_COLUMNS.get(layer))
+            if layer == "sites" and published().sites().empty:
+                # no `kantong sites` yet (engine.export refuses to export nothing): the map
+                # API answers an empty collection
+                ext[key] = EMPTY_COLLECTION
+            else:
+                frame, _, _ = layer_frame(published(), layer)
+                ext[key] = to_geojson(frame, id_column=ID_COLUMNS.get(layer))
         return ext[key]
 
 
@@ -158,9 +165,12 @@ def sites() -> Response:
 @bp.get("/api/cells/<h3_id>")
 def cell(h3_id: str) -> Response:
     """One published cell as JSON; 400 for an invalid H3 id, 404 if unknown or withheld."""
+    # the shape check comes first: PublishedRun.cell (engine/published.py) hands the id to
+    # h3, which raises OverflowError on hex strings longer than 16 digits
     if not _H3_HEX.fullmatch(h3_id) or not h3.is_valid_cell(h3_id):
         abort(400, description=f"not a valid H3 cell id: {h3_id[:20]!r}")
-    record = published().cell(h3_id.lower())
+    canonical = h3.int_to_str(h3.str_to_int(h3_id))  # lower case, no leading zero
+    record = published().cell(canonical)
     if record is None:
         abort(404, description=f"cell {h3_id} is not published in this run")
     return _cached(jsonify(record))
@@ -212,10 +222,12 @@ def download(layer: str) -> Response:
     if layer not in DOWNLOAD_LAYERS:
         abort(404, description=f"unknown layer {layer[:32]!r}; one of {', '.join(DOWNLOAD_LAYERS)}")
     run = published()
+    if layer == "sites" and run.sites().empty:
+        abort(404, description="no sites in this run; choose them first with `kantong sites`")
     res_text = request.args.get("resolution")
-    if res_text is not None and (not res_text.isdigit() or len(res_text) > 2):
+    res = ascii_int(res_text, digits=2)
+    if res_text is not None and res is None:
         abort(400, description=f"resolution must be an integer, got {res_text[:16]!r}")
-    res = int(res_text) if res_text is not None else None
     regency = request.args.get("regency")
     etag = service().etag("download", layer, res if res is not None else -1, 0,
                           regency or "")

@@ -7,9 +7,13 @@ values of the resolution being drawn:
 ========================  ============  ==================================================
 columns                   colormap      domain
 ========================  ============  ==================================================
-``priority``              ``magma_r``   fixed 0..1
+``priority``              ``magma_r``   0 .. 99.9th percentile of the base resolution
+                                        rounded up to 0.1 (at least 0.1, at most 1), the
+                                        same at every zoom
 ``contrib_*``             ``magma_r``   0 .. 98th percentile
-``extreme_rate``          ``YlOrRd``    fixed 0..1
+``extreme_rate``          ``YlOrRd``    0 .. 98th percentile of the base resolution
+                                        rounded up to 1/2/2.5/5 x 10^n (at least 0.01, at
+                                        most 1), the same at every zoom
 ``share_*``               ``YlOrRd``    fixed 0..1
 ``travel_min_*``          ``cividis_r`` 0 .. 95th percentile rounded up to 15 min, capped
                                         at 240 min (longer times get the last colour)
@@ -22,8 +26,13 @@ anything else             ``viridis``   2nd .. 98th percentile
                                         pocket keeps its colour at every zoom)
 ========================  ============  ==================================================
 
-Cells with a missing value are drawn in :data:`NODATA_RGBA`; cells outside every pocket
-are not drawn on the ``pocket`` layer.
+Data-driven upper bounds leave room for outliers: values beyond the domain take the end
+colour and the legend says so (``open_high``; the viewer writes "0.7+"). The fixed 0..1 of
+a score or a rate wastes most of the colour ramp when, as in Kalimantan Barat, the largest
+priority is about 0.6 and 98 % of cells have an extreme-poverty rate below 20 %.
+
+Cells with a missing value are drawn in :data:`NODATA_RGBA` (with a hatch, see
+:mod:`webmap.render`); cells outside every pocket are not drawn on the ``pocket`` layer.
 """
 
 from __future__ import annotations
@@ -41,6 +50,10 @@ from matplotlib import colormaps
 FILL_ALPHA: Final = 215
 #: Colour of cells whose value is missing (for example a travel time without a facility).
 NODATA_RGBA: Final = (190, 190, 190, 110)
+#: Legend text of the no-data colour (the server may give a more specific one).
+NODATA_LABEL: Final = "No data"
+#: Domain kinds computed from the base resolution, so that colours do not change with zoom.
+BASE_DOMAINS: Final = frozenset({"top01", "rate"})
 #: Pseudo-indicator of pocket membership (categorical colours per ``pocket_id``).
 POCKET: Final = "pocket"
 _LUT_SIZE: Final = 256
@@ -50,7 +63,7 @@ _LUT_SIZE: Final = 256
 class _Rule:
     pattern: str
     cmap: str
-    domain: str  # unit | count | minutes | symmetric | quantile
+    domain: str  # unit | top01 | rate | count | minutes | symmetric | quantile0 | quantile
     unit: str
     label: Callable[[re.Match[str]], str]
 
@@ -61,10 +74,10 @@ def _words(text: str) -> str:
 
 #: Indicator styles, first match wins.
 RULES: Final[tuple[_Rule, ...]] = (
-    _Rule(r"priority", "magma_r", "unit", "score 0-1", lambda m: "Priority score"),
+    _Rule(r"priority", "magma_r", "top01", "score 0-1", lambda m: "Priority score"),
     _Rule(r"contrib_(.+)", "magma_r", "quantile0", "score",
           lambda m: f"Priority contribution of {_words(m[1])}"),
-    _Rule(r"extreme_rate", "YlOrRd", "unit", "share of persons",
+    _Rule(r"extreme_rate", "YlOrRd", "rate", "share of persons",
           lambda m: "Extreme-poverty rate (desil 1 persons / persons)"),
     _Rule(r"share_(.+)", "YlOrRd", "unit", "share of households",
           lambda m: f"Share of households: {_words(m[1])}"),
@@ -115,6 +128,11 @@ def _domain(kind: str, values: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     if finite.size == 0:
         return (0.0, 1.0) if kind != "symmetric" else (-1.96, 1.96)
+    if kind == "top01":
+        top = math.ceil(round(float(np.quantile(finite, 0.999)) * 10.0, 9)) / 10.0
+        return 0.0, float(min(1.0, max(0.1, top)))
+    if kind == "rate":
+        return 0.0, float(min(1.0, _nice_ceiling(max(float(np.quantile(finite, 0.98)), 0.01))))
     if kind == "count":
         return 0.0, _nice_ceiling(max(float(np.quantile(finite, 0.98)), 1.0))
     if kind == "minutes":
@@ -157,6 +175,8 @@ class Scale:
         Values mapped to the first and last colour (clipped beyond).
     lut
         ``(256, 4)`` uint8 RGBA lookup table.
+    open_high
+        Whether some values lie above the domain (drawn in the last colour).
     """
 
     indicator: str
@@ -166,6 +186,7 @@ class Scale:
     cmap: str
     domain: tuple[float, float]
     lut: np.ndarray
+    open_high: bool = False
 
     def rgba(self, values: np.ndarray) -> np.ndarray:
         """Return the ``(n, 4)`` uint8 colours of ``values`` (NaN: nodata; pockets: alpha 0).
@@ -185,7 +206,8 @@ class Scale:
         out[missing] = NODATA_RGBA
         return out
 
-    def legend(self, *, values: np.ndarray | None = None, n_stops: int = 6) -> dict[str, Any]:
+    def legend(self, *, values: np.ndarray | None = None, n_stops: int = 6,
+               nodata_label: str = NODATA_LABEL) -> dict[str, Any]:
         """Return the legend as JSON-ready data.
 
         Parameters
@@ -194,12 +216,17 @@ class Scale:
             For the categorical scale: the pocket ids to list (one stop each).
         n_stops
             Number of evenly spaced stops of a continuous scale.
+        nodata_label
+            Legend text of the no-data colour.
 
         Returns
         -------
         dict
             ``{indicator, label, unit, kind, colormap, domain, stops: [{value, color}],
-            nodata, opacity}``; colours are ``#rrggbb`` and ``opacity`` is the fill opacity.
+            ticks, nodata, nodata_label, open_high, opacity}``; colours are ``#rrggbb``,
+            ``ticks`` are round values to label (:func:`nice_ticks`; ``None`` for the
+            categorical scale), ``opacity`` is the fill opacity and ``open_high`` tells
+            that values above the last stop exist (drawn in its colour).
         """
         if self.kind == "categorical":
             ids = np.unique(np.asarray(values if values is not None else [], dtype="float64"))
@@ -209,6 +236,7 @@ class Scale:
                      for i, c in zip(ids, colours, strict=True)]
             domain = [int(ids.min()), int(ids.max())] if ids.size else None
             nodata = None
+            ticks = None
         else:
             lo, hi = self.domain
             vals = np.linspace(lo, hi, n_stops)
@@ -217,13 +245,49 @@ class Scale:
                      for v, c in zip(vals, colours, strict=True)]
             domain = [_round(lo), _round(hi)]
             nodata = _hex(NODATA_RGBA)
+            ticks = nice_ticks(lo, hi, minutes=self.unit == "minutes")
         return {"indicator": self.indicator, "label": self.label, "unit": self.unit,
                 "kind": self.kind, "colormap": self.cmap, "domain": domain, "stops": stops,
-                "nodata": nodata, "opacity": round(FILL_ALPHA / 255, 3)}
+                "ticks": ticks, "nodata": nodata, "nodata_label": nodata_label if nodata else None,
+                "open_high": bool(self.open_high and self.kind != "categorical"),
+                "opacity": round(FILL_ALPHA / 255, 3)}
 
 
 def _round(v: float) -> float:
     return float(f"{float(v):.6g}")
+
+
+def nice_ticks(lo: float, hi: float, *, minutes: bool = False,
+               max_intervals: int = 6) -> list[float]:
+    """Return legend tick values: both ends plus round steps in between.
+
+    Steps are 1, 2, 2.5 or 5 times a power of ten (5 .. 240 minutes for travel times), the
+    smallest giving at most ``max_intervals`` intervals; the gradient itself keeps its
+    evenly spaced colour stops.
+
+    Examples
+    --------
+    >>> nice_ticks(0.0, 0.9)
+    [0.0, 0.2, 0.4, 0.6, 0.8, 0.9]
+    >>> nice_ticks(0.0, 240.0, minutes=True)
+    [0.0, 60.0, 120.0, 180.0, 240.0]
+    >>> nice_ticks(-5.0, 5.0)
+    [-5.0, -4.0, -2.0, 0.0, 2.0, 4.0, 5.0]
+    """
+    span = hi - lo
+    if not (math.isfinite(span) and span > 0):
+        return [_round(lo), _round(hi)]
+    if minutes:
+        steps = [5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 240.0]
+    else:
+        e = math.floor(math.log10(span / max_intervals))
+        steps = [m * 10.0 ** k for k in (e, e + 1) for m in (1.0, 2.0, 2.5, 5.0)]
+    fitting = [st for st in steps if span / st <= max_intervals * (1 + 1e-9)]
+    step = min(fitting) if fitting else span
+    first = math.ceil(lo / step - 1e-9)
+    inner = [(first + i) * step for i in range(int(math.floor(hi / step + 1e-9)) - first + 1)]
+    values = sorted({_round(lo), _round(hi), *(_round(v) for v in inner)})
+    return [v for v in values if lo - 1e-12 <= v <= hi + 1e-12]
 
 
 def describe(indicator: str) -> dict[str, str]:
@@ -240,7 +304,19 @@ def describe(indicator: str) -> dict[str, str]:
     return {"label": rule.label(match), "unit": rule.unit, "colormap": rule.cmap}
 
 
-def make_scale(indicator: str, values: np.ndarray) -> Scale:
+def domain_from_base(indicator: str) -> bool:
+    """Return whether the domain of ``indicator`` comes from the base-resolution values.
+
+    Examples
+    --------
+    >>> domain_from_base("priority"), domain_from_base("households")
+    (True, False)
+    """
+    return indicator != POCKET and _rule_for(indicator)[0].domain in BASE_DOMAINS
+
+
+def make_scale(indicator: str, values: np.ndarray, *,
+               reference: np.ndarray | None = None) -> Scale:
     """Build the colour scale of ``indicator`` from its published ``values``.
 
     Parameters
@@ -249,6 +325,10 @@ def make_scale(indicator: str, values: np.ndarray) -> Scale:
         A numeric public cell column, or ``"pocket"``.
     values
         The values at the resolution being drawn (NaN allowed); they set data-driven domains.
+    reference
+        Values the domain is computed from instead of ``values`` (the service passes the
+        base-resolution values for :func:`domain_from_base` indicators, so that colours
+        keep their meaning at every zoom).
 
     Returns
     -------
@@ -257,8 +337,8 @@ def make_scale(indicator: str, values: np.ndarray) -> Scale:
 
     Examples
     --------
-    >>> make_scale("priority", np.array([0.2, 0.9])).domain
-    (0.0, 1.0)
+    >>> make_scale("priority", np.array([0.2, 0.55])).domain
+    (0.0, 0.6)
     """
     if indicator == POCKET:
         tab = colormaps["tab20"](np.arange(20), bytes=True)
@@ -268,5 +348,9 @@ def make_scale(indicator: str, values: np.ndarray) -> Scale:
                      lut)
     rule, match = _rule_for(indicator)
     values = np.asarray(values, dtype="float64")
-    return Scale(indicator, rule.label(match), rule.unit, "continuous", rule.cmap,
-                 _domain(rule.domain, values), _lut(rule.cmap))
+    basis = values if reference is None else np.asarray(reference, dtype="float64")
+    lo, hi = _domain(rule.domain, basis)
+    finite = values[np.isfinite(values)]
+    open_high = bool(rule.domain != "unit" and finite.size and float(finite.max()) > hi)
+    return Scale(indicator, rule.label(match), rule.unit, "continuous", rule.cmap, (lo, hi),
+                 _lut(rule.cmap), open_high=open_high)

@@ -50,8 +50,9 @@ from engine.targets import targets_record
 from webmap import colors
 from webmap.cache import TileCache, etag_for
 from webmap.config import MAX_ZOOM, OUTLINE_MIN_ZOOM, resolution_for_zoom
+from webmap.markers import status_markers
 from webmap.render import EMPTY_PNG, CellGeometry, render_png
-from webmap.tiles import parse_tile
+from webmap.tiles import ascii_int, parse_tile
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +62,19 @@ bp = Blueprint("compare", __name__)
 CHANGE_LAYERS: Final[dict[str, tuple[str, str, str, float]]] = {
     "change_extreme_households": ("extreme_households",
                                   "Change in extreme-poor households (later - earlier run)",
-                                  "households", 1.0),
+                                  "households", 2.0),
     "change_extreme_rate": ("extreme_rate",
                             "Change in the extreme-poverty rate (later - earlier run)",
                             "share of persons (percentage points)", 0.01),
 }
 #: Diverging colormap of the change layers (blue = decrease, red = increase).
 CHANGE_CMAP: Final = "RdBu_r"
+#: Legend text of the no-data colour of the change layers.
+NODATA_LABEL: Final = "Published in one run only (change withheld)"
 #: Key of the service in ``app.extensions``.
 EXTENSION: Final = "kantong_compare"
 _MISS: Final = object()
-_RENDER_VERSION: Final = "1"
+_RENDER_VERSION: Final = "2"
 
 
 class CompareService:
@@ -100,7 +103,7 @@ class CompareService:
         self._lock = threading.RLock()
         self._comparison: Comparison | None = None
         self._levels: dict[int, tuple[CellGeometry, gpd.GeoDataFrame]] = {}
-        self._scales: dict[tuple[str, int], tuple[colors.Scale, np.ndarray]] = {}
+        self._scales: dict[tuple[str, int], tuple[colors.Scale, np.ndarray, np.ndarray]] = {}
         text = "|".join([old.run_id, str(old.min_households), new.run_id,
                          str(new.min_households), _RENDER_VERSION])
         self.fingerprint = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
@@ -136,6 +139,15 @@ class CompareService:
     # ---- colours and tiles ----------------------------------------------------------------
     def scale(self, layer: str, resolution: int) -> tuple[colors.Scale, np.ndarray]:
         """Return the diverging colour scale of ``layer`` and the RGBA of every cell."""
+        scale, rgba, _ = self._scale_entry(layer, resolution)
+        return scale, rgba
+
+    def nodata(self, layer: str, resolution: int) -> np.ndarray:
+        """Return the bool mask of the cells drawn as "no data" (published in one run only)."""
+        return self._scale_entry(layer, resolution)[2]
+
+    def _scale_entry(self, layer: str, resolution: int
+                     ) -> tuple[colors.Scale, np.ndarray, np.ndarray]:
         key = (layer, resolution)
         with self._lock:
             if key not in self._scales:
@@ -148,17 +160,17 @@ class CompareService:
                 lut = colormaps[CHANGE_CMAP](np.linspace(0.0, 1.0, 256), bytes=True)
                 lut[:, 3] = colors.FILL_ALPHA
                 scale = colors.Scale(layer, label, unit, "continuous", CHANGE_CMAP,
-                                     (-bound, bound), lut)
-                self._scales[key] = (scale, scale.rgba(values))
+                                     (-bound, bound), lut,
+                                     open_high=bool(finite.size and finite.max() > bound))
+                self._scales[key] = (scale, scale.rgba(values), ~np.isfinite(values))
             return self._scales[key]
 
     def legend(self, layer: str, *, resolution: int | None = None) -> dict[str, Any]:
         """Return the legend of a change layer (the viewer's legend format)."""
         res = max(self.resolutions) if resolution is None else resolution
         scale, _ = self.scale(layer, res)
-        out = scale.legend(n_stops=5)
+        out = scale.legend(n_stops=5, nodata_label=NODATA_LABEL)
         out["resolution"] = res
-        out["nodata_label"] = "published in one run only (change withheld)"
         return out
 
     def png(self, layer: str, z: int, x: int, y: int) -> bytes | None:
@@ -169,8 +181,8 @@ class CompareService:
             return hit
         res = self.resolution_for_zoom(z)
         geometry, _ = self.level(res)
-        _, rgba = self.scale(layer, res)
-        data = render_png(geometry, rgba, z, x, y, outline=z >= OUTLINE_MIN_ZOOM)
+        _, rgba, nodata = self._scale_entry(layer, res)
+        data = render_png(geometry, rgba, z, x, y, outline=z >= OUTLINE_MIN_ZOOM, hatch=nodata)
         self.cache.put(key, data)
         return data
 
@@ -215,9 +227,24 @@ class ComparePageLayers:
         self.comparison = comparison
         self.top = top
 
+    def legend_entries(self) -> list[list[str]]:
+        """Return ``[[label, colour], ...]`` of the pocket statuses shown (legend key)."""
+        present = set(self.comparison.pockets["status"]) if len(self.comparison.pockets) else set()
+        return [[f"Pocket {status}", STATUS_COLORS[status]] for status in STATUSES
+                if status in present and status in STATUS_COLORS]
+
     def add_to(self, fmap: folium.Map, *, base_url: str = "",
-               bounds: list[list[float]] | None = None) -> None:
-        """Add the change tile layers, the pocket status overlay and the regency box."""
+               bounds: list[list[float]] | None = None
+               ) -> list[tuple[folium.GeoJson, folium.GeoJson]]:
+        """Add the change tile layers, the pocket status overlay and the regency box.
+
+        Returns
+        -------
+        list
+            ``[(overlay, markers)]``: the pocket status overlay and its rings, which the
+            viewer shows at low zoom while the overlay is on (empty without pockets).
+        """
+        pairs: list[tuple[folium.GeoJson, folium.GeoJson]] = []
         for name, (_, label, _, _) in CHANGE_LAYERS.items():
             folium.TileLayer(f"{base_url}/tiles/{name}/{{z}}/{{x}}/{{y}}.png",
                              name=label.split(" (")[0], attr="Kantong", overlay=False,
@@ -228,17 +255,31 @@ class ComparePageLayers:
             props = pockets.drop(columns=pockets.geometry.name).to_dict("records")
             styles = {s: {"color": c, "weight": 3, "opacity": 1.0, "fillColor": c,
                           "fillOpacity": 0.15} for s, c in STATUS_COLORS.items()}
-            folium.GeoJson(
-                _features(pockets, [pocket_change_popup_html(p) for p in props]),
-                name=f"Pocket changes ({len(pockets)})", show=True,
+            popups = [pocket_change_popup_html(p) for p in props]
+            bind = folium.JsCode(
+                "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 320});"
+                " l.bindTooltip('Pocket change: ' + f.properties.status); }")
+            overlay = folium.GeoJson(
+                _features(pockets, popups), name=f"Pocket changes ({len(pockets)})", show=True,
                 style_function=lambda f: styles.get(f["properties"]["status"],
                                                     styles["persisting"]),
-                on_each_feature=folium.JsCode(
-                    "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 320});"
-                    " l.bindTooltip('Pocket change: ' + f.properties.status); }"),
-            ).add_to(fmap)
+                on_each_feature=bind)
+            overlay.add_to(fmap)
+            markers = folium.GeoJson(
+                status_markers(pockets, popups, colors=STATUS_COLORS,
+                               default=STATUS_COLORS["persisting"]),
+                name="Pocket change markers", control=False,
+                marker=folium.CircleMarker(radius=9, weight=3, fill=True, fill_opacity=0.2,
+                                           className="kantong-pocket-marker"),
+                style_function=lambda f: {"radius": f["properties"]["radius"],
+                                          "color": f["properties"]["color"],
+                                          "fillColor": f["properties"]["color"]},
+                on_each_feature=bind)
+            markers.add_to(fmap)
+            pairs.append((overlay, markers))
         fmap.add_child(_CompareBox(regency_box_html(self.comparison, base_url=base_url,
                                                     top=self.top)))
+        return pairs
 
 
 def _text(value: Any) -> str:
@@ -356,15 +397,14 @@ def _legend(layer: str) -> Response:
     svc = service()
     res = None
     if "resolution" in request.args:
-        text = request.args["resolution"]
-        if not text.isdigit() or int(text) not in svc.resolutions:
+        res = ascii_int(request.args["resolution"], digits=2)
+        if res is None or res not in svc.resolutions:
             abort(400, description=f"resolution must be one of {svc.resolutions}")
-        res = int(text)
     elif "z" in request.args:
-        text = request.args["z"]
-        if not text.isdigit() or int(text) > MAX_ZOOM:
+        z = ascii_int(request.args["z"], digits=2)
+        if z is None or z > MAX_ZOOM:
             abort(400, description=f"z must be an integer in 0..{MAX_ZOOM}")
-        res = svc.resolution_for_zoom(int(text))
+        res = svc.resolution_for_zoom(z)
     return _api(jsonify(svc.legend(layer, resolution=res)))
 
 

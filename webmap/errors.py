@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import (
@@ -58,12 +58,33 @@ def error_response(message: str, status: int) -> Response:
     return response
 
 
+def client_message(message: str) -> str:
+    """Return an engine message fit for a client: the served run directories are not named.
+
+    Engine messages start with the file they are about (``/srv/runs/2025: regency '9' not
+    in this run``); the server's directory layout is none of the client's business, so the
+    configured ``RUN_DIR`` and ``COMPARE_RUN_DIR`` become ``run`` and ``compare run``.
+
+    Examples
+    --------
+    >>> client_message("no app context: unchanged")
+    'no app context: unchanged'
+    """
+    if not has_app_context():
+        return message
+    for key, name in (("COMPARE_RUN_DIR", "compare run"), ("RUN_DIR", "run")):
+        path = current_app.config.get(key)
+        if path:
+            message = message.replace(str(path), name)
+    return message
+
+
 def _engine_error(exc: EngineError) -> Response:
     status = status_for(exc)
     if status >= 500:
         logger.error("request failed: %s", exc, exc_info=exc)
         return error_response(f"server error ({type(exc).__name__}); see the server log", status)
-    return error_response(str(exc), status)
+    return error_response(client_message(str(exc)), status)
 
 
 def _http_error(exc: HTTPException) -> Response:

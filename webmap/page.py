@@ -33,6 +33,7 @@ from jinja2 import Template
 
 from engine.constants import WGS84
 from engine.errors import RunError
+from webmap.markers import POCKET_MARKER_MAX_ZOOM, POCKET_MARKER_RADIUS, pocket_markers
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ class ViewerContent:
         Whether the run was built from synthetic demo data.
     compare
         Change layers of ``kantong serve --compare`` (an object with ``add_to(fmap, *,
-        base_url, bounds)``, :class:`webmap.compare.ComparePageLayers`) or ``None``.
+        base_url, bounds)`` returning ``(overlay, low-zoom markers)`` layer pairs and
+        ``legend_entries()``, :class:`webmap.compare.ComparePageLayers`) or ``None``.
     """
 
     run_id: str
@@ -332,17 +334,19 @@ class _Controls(MacroElement):
 {% endmacro %}
 {% macro script(this, kwargs) %}
 kantongViewer({{ this._parent.get_name() }}, {{ this.config|tojson }},
-              {{ this.outlines_name }});
+              {{ this.outlines_name }}, {{ this.pairs_js }});
 {% endmacro %}
 """)
 
     def __init__(self, *, panel_html: str, config: dict[str, Any], outlines_name: str,
-                 favicon: str) -> None:
+                 favicon: str, marker_pairs: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__()
         self._name = "KantongControls"
         self.panel_html = panel_html
         self.config = config
         self.outlines_name = outlines_name
+        # JavaScript array of [overlay, markers] layer variables (names made by Folium)
+        self.pairs_js = "[" + ", ".join(f"[{a}, {b}]" for a, b in marker_pairs) + "]"
         self.favicon = favicon
 
 
@@ -375,10 +379,16 @@ def _panel_html(content: ViewerContent, *, base_url: str) -> str:
 
 
 def _label_points(outlines: gpd.GeoDataFrame) -> list[list[Any]]:
-    """Return ``[lat, lon, name]`` of a point inside each regency outline (for name labels)."""
-    points = shapely.point_on_surface(outlines.geometry.to_numpy())
-    return [[round(float(p.y), 4), round(float(p.x), 4), str(name)]
-            for p, name in zip(points, outlines["regency_name"], strict=True)]
+    """Return ``[lat, lon, name]`` of a point inside each regency outline (for name labels).
+
+    Largest regencies first: where labels collide the viewer keeps the earlier one.
+    """
+    geoms = outlines.geometry.to_numpy()
+    points = shapely.point_on_surface(geoms)
+    order = np.argsort(-shapely.area(geoms), kind="stable")  # degrees², only to rank them
+    names = outlines["regency_name"].to_numpy()
+    return [[round(float(points[i].y), 4), round(float(points[i].x), 4), str(names[i])]
+            for i in order]
 
 
 def initial_zoom(bounds: BBox, *, width: int = 1200, height: int = 650) -> int:
@@ -468,10 +478,12 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
         attribution="Boundaries: BPS 2020")
     outlines.add_to(fmap)
 
+    pocket_layer = None
+    marker_pairs: list[tuple[str, str]] = []  # (overlay, its low-zoom markers) for viewer.js
     if content.pockets is not None and len(content.pockets):
         props = content.pockets.drop(columns=content.pockets.geometry.name).to_dict("records")
         popups = [pocket_popup_html(p) for p in props]
-        folium.GeoJson(
+        pocket_layer = folium.GeoJson(
             to_feature_collection(content.pockets, columns=("pocket_id",),
                                   extra={"popup_html": popups}),
             name=f"Poverty pockets ({len(content.pockets)})", className="kantong-pocket",
@@ -479,7 +491,21 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
             highlight_function=lambda _f: {"weight": 4.5, "fillOpacity": 0.18},
             on_each_feature=folium.JsCode(
                 "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 340}); }"),
-        ).add_to(fmap)
+        )
+        pocket_layer.add_to(fmap)
+        # rings at low zoom (shown by viewer.js while the outlines are on and zoom is low)
+        markers_layer = folium.GeoJson(
+            pocket_markers(content.pockets, popups), name="Pocket markers", control=False,
+            marker=folium.CircleMarker(radius=POCKET_MARKER_RADIUS[0], color="#00a3d9",
+                                       weight=3, fill=True, fill_color="#00a3d9",
+                                       fill_opacity=0.2, className="kantong-pocket-marker"),
+            style_function=lambda f: {"radius": f["properties"]["radius"]},
+            on_each_feature=folium.JsCode(
+                "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 340});"
+                " l.bindTooltip('Poverty pocket ' + f.properties.pocket_id); }"),
+        )
+        markers_layer.add_to(fmap)
+        marker_pairs.append((pocket_layer.get_name(), markers_layer.get_name()))
 
     if content.sites is not None and len(content.sites):
         sites = content.sites.sort_values("rank") if "rank" in content.sites else content.sites
@@ -496,11 +522,13 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
         ).add_to(fmap)
 
     if content.compare is not None:  # change layers of `kantong serve --compare`
-        content.compare.add_to(fmap, base_url=base_url, bounds=tile_bounds)
+        pairs = content.compare.add_to(fmap, base_url=base_url, bounds=tile_bounds)
+        marker_pairs += [(a.get_name(), b.get_name()) for a, b in pairs or ()]
 
     folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
     regency_bounds = _bounds_of(content.outlines[content.outlines["regency_code"].isin(
         content.regencies["regency_code"].astype(str))])
+    entries = getattr(content.compare, "legend_entries", None)
     config = {
         "defaultIndicator": active,
         "legendUrl": f"{base_url}/tiles/{{indicator}}/legend.json",
@@ -508,11 +536,15 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
         "regencyBounds": regency_bounds,
         "minHouseholds": content.min_households,
         "hasSites": content.sites is not None and len(content.sites) > 0,
+        "hasPockets": pocket_layer is not None,
+        "pocketMarkerMaxZoom": POCKET_MARKER_MAX_ZOOM,
+        "pocketStatuses": entries() if callable(entries) else [],
         "regencyLabels": _label_points(content.outlines),
         "outlineStyle": _STYLE_REGENCY,
     }
     fmap.add_child(_Controls(panel_html=_panel_html(content, base_url=base_url), config=config,
                              outlines_name=outlines.get_name(),
+                             marker_pairs=marker_pairs,
                              favicon=f"{static_url}/favicon.svg"))
     fmap.fit_bounds([[south, west], [north, east]], padding=(20, 20))
     return fmap

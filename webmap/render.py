@@ -4,6 +4,11 @@ The hexagons of one resolution are projected once to Web Mercator metres
 (:class:`CellGeometry`: flat vertex arrays with offsets, bounding boxes and an STRtree);
 a tile then costs one index query, one vectorised projection of the selected vertices
 to pixels and one PIL ``ImageDraw.polygon`` call per hexagon in the tile.
+
+Cells without a value ("no data") get a light fill plus a diagonal hatch
+(:data:`HATCH_RGBA`, period :data:`HATCH_PERIOD` px): the cartographic sign of "nothing
+to show here", which does not read as a low value. The hatch is aligned on the global
+pixel grid (the period divides the tile size), so its lines continue across tiles.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ ORIGIN_SHIFT: Final = math.pi * EARTH_RADIUS
 _MAX_LAT: Final = 85.0511287798066
 #: Outline colour of hexagons at high zoom (white, translucent).
 OUTLINE_RGBA: Final = (255, 255, 255, 170)
+#: Colour and period (pixels; divides the tile size) of the no-data hatch lines.
+HATCH_RGBA: Final = (110, 110, 110, 150)
+HATCH_PERIOD: Final = 8
 
 
 def lonlat_to_mercator(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,8 +168,18 @@ def _empty_png() -> bytes:
 EMPTY_PNG: Final = _empty_png()
 
 
+def _hatch_alpha() -> np.ndarray:
+    """Alpha of the hatch lines on one tile: 1 px diagonals, ``x + y = 0 mod period``."""
+    i = np.arange(TILE_SIZE)
+    on = (i[:, None] + i[None, :]) % HATCH_PERIOD == 0
+    return np.where(on, HATCH_RGBA[3], 0).astype("uint8")
+
+
+_HATCH_ALPHA: Final = _hatch_alpha()
+
+
 def render_png(geometry: CellGeometry, rgba: np.ndarray, z: int, x: int, y: int, *,
-               outline: bool = False) -> bytes | None:
+               outline: bool = False, hatch: np.ndarray | None = None) -> bytes | None:
     """Render the cells of tile ``z/x/y`` as filled hexagons; ``None`` if nothing is drawn.
 
     Parameters
@@ -174,6 +192,9 @@ def render_png(geometry: CellGeometry, rgba: np.ndarray, z: int, x: int, y: int,
         XYZ tile address.
     outline
         Draw a thin translucent white outline around each hexagon (high zoom).
+    hatch
+        Optional ``(n,)`` bool per cell: draw diagonal hatch lines over these cells (the
+        no-data cells), on top of their fill colour.
 
     Returns
     -------
@@ -196,6 +217,17 @@ def render_png(geometry: CellGeometry, rgba: np.ndarray, z: int, x: int, y: int,
     line = OUTLINE_RGBA if outline else None
     for i, colour in enumerate(colours):
         draw.polygon(flat[o2[i]:o2[i + 1]], fill=colour, outline=line)
+    hatched = np.flatnonzero(np.asarray(hatch)[idx]) if hatch is not None else ()
+    if len(hatched):
+        mask = Image.new("L", (TILE_SIZE, TILE_SIZE), 0)
+        mdraw = ImageDraw.Draw(mask)
+        for i in hatched.tolist():
+            mdraw.polygon(flat[o2[i]:o2[i + 1]], fill=255)
+        alpha = np.minimum(np.asarray(mask), _HATCH_ALPHA)
+        lines = np.empty((TILE_SIZE, TILE_SIZE, 4), dtype="uint8")
+        lines[..., :3] = HATCH_RGBA[:3]
+        lines[..., 3] = alpha
+        img.alpha_composite(Image.fromarray(lines, "RGBA"))
     buf = io.BytesIO()
     img.save(buf, "PNG", compress_level=1)
     return buf.getvalue()

@@ -39,7 +39,10 @@ from webmap.render import CellGeometry, render_png
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever rendering or encoding changes (part of every tile ETag).
-RENDER_VERSION: Final = "1"
+RENDER_VERSION: Final = "2"
+#: Legend text of the no-data colour where a rollup cell's value is derived from its
+#: published children and none of them has one (they are all withheld or empty).
+DERIVED_NODATA_LABEL: Final = "No value: finer cells withheld (privacy) or without data"
 #: Indicators derived at rollup resolutions by the maximum of the children.
 _MAX_DERIVED = ("priority",)
 _MAX_PREFIXES = ("contrib_",)
@@ -81,7 +84,8 @@ class TileService:
         self.cache = TileCache(cache_bytes)
         self._lock = threading.RLock()
         self._levels: dict[int, Level] = {}
-        self._scales: dict[tuple[str, int], tuple[colors.Scale, np.ndarray]] = {}
+        self._scales: dict[tuple[str, int], tuple[colors.Scale, np.ndarray, np.ndarray]] = {}
+        self._derived: dict[int, frozenset[str]] = {}
         self._indicators: list[str] | None = None
         text = json.dumps(run.manifest, sort_keys=True, default=str)
         self.fingerprint = hashlib.blake2b(
@@ -136,7 +140,9 @@ class TileService:
         attrs = pd.DataFrame(cells.drop(columns=[c for c in _NOT_ATTRIBUTES if c in cells]))
         attrs = attrs.reset_index(drop=True)
         if res != self.run.base_resolution:
+            before = set(attrs.columns)
             attrs = self._derive(attrs, res)
+            self._derived[res] = frozenset(set(attrs.columns) - before)
         ids = np.asarray(h3ronpy.cells_parse(attrs["h3"].astype(str).tolist()), dtype="uint64") \
             if len(attrs) else np.zeros(0, dtype="uint64")
         level = Level(res, CellGeometry(cells.geometry.to_numpy()), attrs, ids,
@@ -183,22 +189,43 @@ class TileService:
             return np.full(len(attrs), np.nan)
         return attrs[col].to_numpy(dtype="float64", na_value=np.nan)
 
-    def scale(self, indicator: str, res: int) -> tuple[colors.Scale, np.ndarray]:
-        """Return the colour scale of ``indicator`` at ``res`` and the RGBA of every cell."""
+    def _scale_entry(self, indicator: str, res: int
+                     ) -> tuple[colors.Scale, np.ndarray, np.ndarray]:
         key = (indicator, res)
         with self._lock:
             if key not in self._scales:
                 values = self._values(indicator, res)
-                scale = colors.make_scale(indicator, values)
-                self._scales[key] = (scale, scale.rgba(values))
+                reference = None
+                if res != self.run.base_resolution and colors.domain_from_base(indicator):
+                    reference = self._values(indicator, self.run.base_resolution)
+                scale = colors.make_scale(indicator, values, reference=reference)
+                nodata = ~np.isfinite(values) if scale.kind == "continuous" \
+                    else np.zeros(len(values), dtype=bool)
+                self._scales[key] = (scale, scale.rgba(values), nodata)
             return self._scales[key]
+
+    def scale(self, indicator: str, res: int) -> tuple[colors.Scale, np.ndarray]:
+        """Return the colour scale of ``indicator`` at ``res`` and the RGBA of every cell.
+
+        Scores and rates (:func:`webmap.colors.domain_from_base`) take their domain from the
+        base-resolution values, so that a colour means the same value at every zoom.
+        """
+        scale, rgba, _ = self._scale_entry(indicator, res)
+        return scale, rgba
+
+    def nodata(self, indicator: str, res: int) -> np.ndarray:
+        """Return the ``(n,)`` bool mask of the cells of ``res`` drawn as "no data"."""
+        return self._scale_entry(indicator, res)[2]
 
     def legend(self, indicator: str, *, resolution: int | None = None) -> dict[str, Any]:
         """Return the legend of ``indicator`` at ``resolution`` (default: the base one)."""
         res = self.run.base_resolution if resolution is None else resolution
         scale, _ = self.scale(indicator, res)
         values = self._values(indicator, res) if indicator == colors.POCKET else None
-        legend = scale.legend(values=values)
+        self.level(res)  # fills self._derived[res]
+        derived = indicator in self._derived.get(res, ())
+        legend = scale.legend(values=values, nodata_label=DERIVED_NODATA_LABEL if derived
+                              else colors.NODATA_LABEL)
         legend["resolution"] = res
         return legend
 
@@ -215,8 +242,9 @@ class TileService:
             return hit
         res = self.resolution_for_zoom(z)
         level = self.level(res)
-        _, rgba = self.scale(indicator, res)
-        data = render_png(level.geometry, rgba, z, x, y, outline=z >= OUTLINE_MIN_ZOOM)
+        _, rgba, nodata = self._scale_entry(indicator, res)
+        data = render_png(level.geometry, rgba, z, x, y, outline=z >= OUTLINE_MIN_ZOOM,
+                          hatch=nodata)
         self.cache.put(key, data)
         return data
 

@@ -54,6 +54,22 @@ def published() -> PublishedRun:
     return current_app.extensions["kantong"]
 
 
+def ascii_int(text: str | None, *, digits: int = 8) -> int | None:
+    """Return ``text`` as an int if it is 1..``digits`` ASCII digits, else ``None``.
+
+    ``str.isdigit`` is not enough: it accepts superscripts (``"²"``) that ``int`` rejects
+    and other scripts' digits (``"٣"``) that ``int`` reads.
+
+    Examples
+    --------
+    >>> ascii_int("08"), ascii_int("²"), ascii_int("-1"), ascii_int("123456789")
+    (8, None, None, None)
+    """
+    if text is None or not _INT.fullmatch(text) or len(text) > digits:
+        return None
+    return int(text)
+
+
 def parse_tile(z: str, x: str, y: str) -> tuple[int, int, int]:
     """Validate XYZ tile coordinates from a URL; abort with 400 when invalid.
 
@@ -64,7 +80,8 @@ def parse_tile(z: str, x: str, y: str) -> tuple[int, int, int]:
     """
     for name, value in (("z", z), ("x", x), ("y", y)):
         if not _INT.fullmatch(value):
-            abort(400, description=f"tile {name} must be a non-negative integer, got {value!r}")
+            abort(400, description=f"tile {name} must be a non-negative integer of at most 8 "
+                                   f"digits, got {value[:16]!r}")
     zi, xi, yi = int(z), int(x), int(y)
     if zi > MAX_ZOOM:
         abort(400, description=f"zoom {zi} is above the maximum {MAX_ZOOM}")

@@ -30,6 +30,46 @@ bp = Blueprint("viewer", __name__, static_folder="static", static_url_path="/sta
 
 _lock = threading.Lock()
 _CACHE_KEY = "kantong_viewer_pages"
+#: A province is one of the run's own (title, outlines of all its regencies, lighter
+#: background) when it holds at least this share of the published households; a few border
+#: cells in a neighbouring province only add the outlines of their regencies.
+MAIN_PROVINCE_SHARE = 0.05
+
+
+def main_provinces(regencies: pd.DataFrame) -> tuple[str, ...]:
+    """Return the Kalimantan province codes holding the run's households.
+
+    Parameters
+    ----------
+    regencies
+        Published regency summaries (``regency_code`` and, when present, ``households``).
+
+    Returns
+    -------
+    tuple of str
+        Sorted codes of the provinces with at least :data:`MAIN_PROVINCE_SHARE` of the
+        households (the largest one at least), or ``()`` when no regency is in Kalimantan.
+
+    Examples
+    --------
+    >>> main_provinces(pd.DataFrame({"regency_code": ["6101", "6206"],
+    ...                              "households": [5000, 20]}))
+    ('61',)
+    """
+    if regencies.empty:
+        return ()
+    province = regencies["regency_code"].astype(str).str[:2]
+    weight = (pd.to_numeric(regencies["households"], errors="coerce").fillna(0.0)
+              if "households" in regencies else pd.Series(1.0, index=regencies.index))
+    share = weight.groupby(province).sum()
+    share = share[share.index.isin(list(boundaries.KALIMANTAN_PROVINCES))]
+    if share.empty:
+        return ()
+    total = float(share.sum())
+    if total <= 0:
+        return tuple(sorted(share.index))
+    keep = set(share.index[share / total >= MAIN_PROVINCE_SHARE]) | {share.idxmax()}
+    return tuple(sorted(keep))
 
 
 def pocket_contributions(cells: pd.DataFrame) -> pd.DataFrame:
@@ -80,15 +120,15 @@ def content_from_published(run: Any, *, indicators: Sequence[str], bounds: BBox
     """
     regencies = run.regencies()
     codes = regencies["regency_code"].astype(str)
-    province_codes = tuple(sorted({c[:2] for c in codes if c[:2] in
-                                   boundaries.KALIMANTAN_PROVINCES}))
+    province_codes = main_provinces(regencies)
     if len(province_codes) == 1:
         province = boundaries.KALIMANTAN_PROVINCES[province_codes[0]]
     else:
         province = "Kalimantan"
     outlines = boundaries.regencies()
-    if province_codes:
-        outlines = outlines[outlines["province_code"].astype(str).isin(province_codes)]
+    if province_codes:  # the main provinces' regencies, plus any other regency of the run
+        outlines = outlines[outlines["province_code"].astype(str).isin(province_codes)
+                            | outlines["regency_code"].astype(str).isin(set(codes))]
     outlines = outlines[["regency_code", "regency_name", "geometry"]].reset_index(drop=True)
     provinces = boundaries.provinces()[["province_code", "geometry"]]
     pockets = run.pockets()
