@@ -15,7 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.errors import InputError
+
 logger = logging.getLogger(__name__)
+
+
+def _make_parent(final: Path) -> None:
+    """Create the folder of ``final``; a file in the way is a one-line ``InputError``."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"{final}: cannot write here: {final.parent} is not a directory "
+                         "(a file is in the way)") from None
 
 
 @contextlib.contextmanager
@@ -39,7 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     ...     gdf.to_file(tmp, driver="GeoJSON")
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(final)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix,
                                     dir=final.parent)
     os.close(fd)
@@ -65,7 +76,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     On an exception the temporary directory is removed and ``path`` is untouched.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp

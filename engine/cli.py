@@ -55,10 +55,18 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except EngineError as exc:
             raise click.ClickException(str(exc)) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            raise click.ClickException(f"{exc.strerror}: {exc.filename}") from None
+        except OSError as exc:  # missing file, not a directory, permission, disk full, ...
+            raise click.ClickException(_os_error_message(exc)) from None
         except MemoryError:
             raise click.ClickException("out of memory; try a smaller input") from None
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line for a file-system error: ``<reason>: <file>`` when both are known."""
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def configure_logging(verbosity: int) -> None:

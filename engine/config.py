@@ -180,6 +180,10 @@ class Config:
             raise ConfigError(f"{path}: config file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not valid TOML (the file is not UTF-8 text)") from None
+        except (IsADirectoryError, PermissionError) as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
         return cls.from_mapping(raw, source=str(path))
 
     @classmethod
@@ -192,15 +196,22 @@ class Config:
             raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
         kwargs = {}
         for name, klass in sections.items():
-            values = dict(raw.get(name, {}))
+            section = raw.get(name, {})
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"{source}: {name} must be a table ([{name}]), "
+                                  f"got {section!r}")
+            values = dict(section)
             fields = {f.name for f in dataclasses.fields(klass)}
             bad = set(values) - fields
             if bad:
                 raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [{name}]")
+            _check_types(klass(), values, section=name, source=source)
             try:
                 kwargs[name] = klass(**values)
             except TypeError as exc:
                 raise ConfigError(f"{source}: [{name}] {exc}") from None
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
         return cls(**kwargs)
 
     def replace(self, section: str, **changes: Any) -> Config:
@@ -216,6 +227,24 @@ class Config:
         out = dataclasses.asdict(self)
         out["score"]["weights"] = dict(self.score.weights)
         return out
+
+
+def _check_types(default: Any, values: Mapping[str, Any], *, section: str, source: str) -> None:
+    """Raise ``ConfigError`` when a value's TOML type does not fit its field's default."""
+    for key, value in values.items():
+        expected = getattr(default, key)
+        if isinstance(expected, bool):
+            ok, what = isinstance(value, bool), "true or false"
+        elif isinstance(expected, int):
+            ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(expected, float):
+            ok, what = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        elif isinstance(expected, Mapping):
+            ok, what = isinstance(value, Mapping), "a table"
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"{source}: {section}.{key} must be {what}, got {value!r}")
 
 
 def check_resolution(resolution: int) -> int:

@@ -25,8 +25,8 @@ import shapely
 
 from engine import __version__
 from engine.atomic import atomic_path, write_json
-from engine.constants import SYNTHETIC_LABEL, WGS84
-from engine.errors import InputError
+from engine.constants import SITES_DIR, SYNTHETIC_LABEL, WGS84
+from engine.errors import InputError, RunError
 from engine.published import PublishedRun
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,26 @@ def format_from_path(path: str | Path) -> str:
     if fmt is None:
         raise InputError(f"{path}: cannot tell the format from the suffix; use --format "
                          f"({', '.join(FORMATS)})")
+    return fmt
+
+
+def check_format(path: str | Path, fmt: str) -> str:
+    """Return ``fmt`` if the suffix of ``path`` does not name another export format.
+
+    A suffix that names no format (``.txt``, none) is allowed with any ``fmt``.
+
+    Raises
+    ------
+    InputError
+        If ``fmt`` is unknown, or the suffix implies a different format (``x.geojson``
+        with ``csv``).
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    implied = _SUFFIXES.get(Path(path).suffix.lower())
+    if implied is not None and implied != fmt:
+        raise InputError(f"{path}: format {fmt} does not match the suffix "
+                         f"{Path(path).suffix} ({implied}); use a {FORMATS[fmt]} file name")
     return fmt
 
 
@@ -174,13 +194,22 @@ def export_layer(published: PublishedRun, layer: str, path: str | Path, *,
     -------
     ExportSummary
 
+    Raises
+    ------
+    InputError
+        Unknown format, or a format that contradicts the suffix of ``path``.
+    RunError
+        ``layer="sites"`` in a run where no sites were chosen (``kantong sites``).
+
     Examples
     --------
     >>> export_layer(PublishedRun("run"), "cells", "cells.geojson")  # doctest: +SKIP
     """
-    fmt = format_from_path(path) if fmt is None else fmt
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    fmt = check_format(path, format_from_path(path) if fmt is None else fmt)
+    folder = published.run_dir / SITES_DIR
+    if layer == "sites" and not (folder.is_dir() and any(folder.glob("sites_*.parquet"))):
+        raise RunError(f"{published.run_dir}: no sites in this run; choose them first with "
+                       "`kantong sites`")
     frame, suppressed, withheld = layer_frame(published, layer, resolution=resolution,
                                               regency=regency)
     meta = provenance(published, layer=layer, resolution=resolution, regency=regency)

@@ -174,7 +174,7 @@ class PublishedRun:
                 for res in self.resolutions:
                     cols = ["h3", "households", "regency_code"]
                     if res == self.base_resolution:
-                        names = pq.read_schema(self._paths[res]).names
+                        names = _schema_names(self._paths[res])
                         cols = [c for c in names if c in _BASE_COLUMNS
                                 or c.startswith("travel_min_")]
                     self._levels[res] = _read_columns(self._paths[res], cols)
@@ -346,7 +346,7 @@ class PublishedRun:
         out["regency_name"] = out["regency_code"].map(names).astype("string")
         src = self.run_dir / POCKETS_FILE
         if src.is_file():
-            names_in = pq.read_schema(src).names
+            names_in = _schema_names(src)
             extra = [c for c in _POCKET_PASSTHROUGH if c in names_in]
             attrs = _read_columns(src, ["pocket_id", *extra]).dropna(subset=["pocket_id"])
             attrs = attrs.astype({"pocket_id": "int64"}).set_index("pocket_id")
@@ -519,12 +519,28 @@ def _base_resolution(path: Path) -> int:
     return h3.get_resolution(first)
 
 
+def _schema_names(path: Path) -> list[str]:
+    """Column names of a Parquet file; a corrupt or unreadable file is a ``RunError``."""
+    try:
+        return pq.read_schema(path).names
+    except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise RunError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
-    names = pq.read_schema(path).names
+    names = _schema_names(path)
     missing = [c for c in columns if c not in names]
     if missing:
         raise RunError(f"{path}: missing column(s) {missing}")
-    return pd.read_parquet(path, columns=columns)
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (ValueError, OSError) as exc:
+        raise RunError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
 def _read_geo(path: Path) -> gpd.GeoDataFrame:

@@ -52,7 +52,14 @@ from engine.coverage import (
     straight_line_coverage,
     travel_coverage,
 )
-from engine.errors import CRSError, EmptyInputError, InputError, MissingColumnError, RunError
+from engine.errors import (
+    CRSError,
+    EmptyInputError,
+    InputError,
+    MissingColumnError,
+    NoOverlapError,
+    RunError,
+)
 from engine.siting import DEFAULT_TIME_LIMIT, SitingResult, exact_cover, greedy_cover
 from engine.travel import type_slug
 
@@ -64,6 +71,9 @@ DEMAND_WEIGHTS: Final = {1: 1.0, 2: 0.5, 3: 0.25, 4: 0.125}
 DEFAULT_CANDIDATE_LIMIT: Final = 1000
 #: Seconds given to the LP relaxation that bounds a greedy solution (gap "n/a" beyond).
 GREEDY_LP_SECONDS: Final = 2.0
+#: Candidate sites further than this (degrees, about 55 km) outside the bounding box of the
+#: run's cells are "far"; a candidates file with no candidate nearer is a NoOverlapError.
+CANDIDATE_MARGIN_DEG: Final = 0.5
 #: Target reach of the coarse ranking surface, in coarse pixels (sets the coarsening factor).
 _COARSE_REACH_PX: Final = 20
 _CELL_COLUMNS: Final = ["h3", "lon", "lat", "households", "persons", "extreme_households",
@@ -189,6 +199,35 @@ def read_candidates(path: str | Path) -> gpd.GeoDataFrame:
     return out
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_out(out: str | Path | None) -> None:
+    """Fail before any work when the output name cannot be used."""
+    if out is not None and Path(out).suffix.lower() not in (".geojson", ".parquet"):
+        raise InputError(f"{out}: output must end in .geojson (a .parquet is written beside)")
+
+
+def _check_candidates_near(cand: gpd.GeoDataFrame, cells: pd.DataFrame,
+                           source: str | Path) -> None:
+    """Raise ``NoOverlapError`` when no candidate lies in or near the run's cells."""
+    margin = CANDIDATE_MARGIN_DEG
+    lon0, lon1 = cells["lon"].min() - margin, cells["lon"].max() + margin
+    lat0, lat1 = cells["lat"].min() - margin, cells["lat"].max() + margin
+    near = cand["lon"].between(lon0, lon1) & cand["lat"].between(lat0, lat1)
+    if not near.any():
+        raise NoOverlapError(
+            f"{source}: no candidate site lies in or near the run's area (candidates span lon "
+            f"{cand['lon'].min():.4g}..{cand['lon'].max():.4g}, lat {cand['lat'].min():.4g}.."
+            f"{cand['lat'].max():.4g}; the run's cells span lon {lon0 + margin:.4g}.."
+            f"{lon1 - margin:.4g}, lat {lat0 + margin:.4g}..{lat1 - margin:.4g})")
+    if not near.all():
+        logger.warning("%s: %d of %d candidate sites are far outside the run's area",
+                       source, int((~near).sum()), len(cand))
+
+
 def _read(path: Path, reader: Any) -> Any:
     """Call ``reader(path)``; any failure becomes a one-line InputError naming the file."""
     try:
@@ -205,12 +244,20 @@ def _load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     if not cells_path.exists():
         raise RunError(f"{run_dir}: not a run directory (no {CELLS_FILE})")
     manifest_path = run_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    have = set(pq.read_schema(cells_path).names)
-    missing = [c for c in _CELL_COLUMNS if c not in have]
-    if missing:
-        raise MissingColumnError(f"{cells_path}: missing columns {', '.join(missing)}")
-    cells = pd.read_parquet(cells_path, columns=_CELL_COLUMNS)
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        raise RunError(f"{manifest_path}: not valid JSON ({_first_line(exc)})") from None
+    try:
+        have = set(pq.read_schema(cells_path).names)
+        missing = [c for c in _CELL_COLUMNS if c not in have]
+        if missing:
+            raise MissingColumnError(f"{cells_path}: missing columns {', '.join(missing)}")
+        cells = pd.read_parquet(cells_path, columns=_CELL_COLUMNS)
+    except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        if isinstance(exc, MissingColumnError):
+            raise
+        raise RunError(f"{cells_path}: not a readable Parquet file ({_first_line(exc)})") from None
     cells["regency_code"] = cells["regency_code"].astype("string")
     cells["regency_name"] = cells["regency_name"].astype("string")
     return cells.reset_index(drop=True), manifest
@@ -286,7 +333,11 @@ def _existing(run_dir: Path, facility_type: str) -> pd.DataFrame:
     if fac.crs is None:
         raise CRSError(f"{path}: facilities have no CRS")
     slug = type_slug(facility_type)
-    fac = fac[fac["type"].astype(str).map(type_slug) == slug]
+    slugs = fac["type"].astype(str).map(type_slug)
+    if not (slugs == slug).any():
+        logger.warning("%s has no %s facilities (types: %s): nothing counts as already served",
+                       path, slug, ", ".join(sorted(slugs.unique())) or "none")
+    fac = fac[slugs == slug]
     fac = fac[fac.geometry.notna() & ~fac.geometry.is_empty]
     if fac.crs.to_epsg() != 4326:
         fac = fac.to_crs(WGS84)
@@ -429,10 +480,13 @@ def plan_sites(run_dir: str | Path, *, facility_type: str, max_minutes: float,
         raise InputError("give either a site count or a budget with a cost per site")
     if count is not None and count < 1:
         raise InputError(f"site count must be >= 1, got {count}")
+    _check_out(out)
     cells, manifest = _load_run(run_dir)
+    cand = read_candidates(candidates) if candidates is not None else None
+    if cand is not None:
+        _check_candidates_near(cand, cells, candidates)
     cells = _select_regency(cells, regency, run_dir / CELLS_FILE)
     weights_all = demand_weights(cells, demand)
-    cand = read_candidates(candidates) if candidates is not None else None
     file_costs = cand["cost"].to_numpy(dtype=float) if cand is not None else np.zeros(0)
     k, use_budget = _site_limit(count, budget, cost, file_costs, candidates)
     travel = _Travel(run_dir, manifest)

@@ -10,10 +10,12 @@ CRS); a geometry without a CRS is refused. Values are not validated here.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import json
 import logging
 import lzma
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +47,25 @@ _WHOLE = 1 << 62  # batch size meaning "everything at once"
 Resolve = Callable[[list[str]], dict[str, str]]
 Check = Callable[..., None]
 
+#: Codec error handler for CSV text: bytes that are not valid UTF-8 (an Excel cp1252
+#: export) are decoded as Windows-1252, or Latin-1 for the 5 bytes cp1252 leaves undefined.
+#: Lossless and one-to-one, so distinct ids stay distinct (U+FFFD replacement would merge
+#: them into false duplicates), and it works wherever the bad byte is in a streamed file.
+_CP1252_FALLBACK = "kantong-cp1252-fallback"
+_fallbacks = threading.local()  # per-thread count of fallback decodes (for the warning)
+
+
+def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    text = "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad)
+    _fallbacks.count = getattr(_fallbacks, "count", 0) + 1
+    return text, exc.end
+
+
+codecs.register_error(_CP1252_FALLBACK, _cp1252_fallback)
+
 
 def table_kind(path: Path) -> str:
     """Return ``"csv"``, ``"parquet"`` or ``"vector"`` from the file name."""
@@ -63,10 +84,31 @@ def _is_wgs84(crs: Any) -> bool:
     return pyproj.CRS.from_user_input(crs).equals(pyproj.CRS(WGS84), ignore_axis_order=True)
 
 
+def _check_degrees(geoms: np.ndarray, crs: Any, source: str) -> None:
+    """Refuse a layer said to be in degrees whose every coordinate is outside the degree range.
+
+    That is a projected layer (metres) with a missing or wrong CRS - typically a GeoJSON
+    without a ``crs`` member, which GDAL reads as WGS84 - not a set of bad rows.
+    """
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not present.any():
+        return
+    bounds = shapely.bounds(geoms[present])
+    outside = ((np.abs(bounds[:, [0, 2]]) > 180).any(axis=1)
+               | (np.abs(bounds[:, [1, 3]]) > 90).any(axis=1))
+    if outside.all():
+        raise CRSError(f"{source}: every coordinate is outside -180..180 / -90..90 although the "
+                       f"layer's CRS is {pyproj.CRS.from_user_input(crs).name} (degrees); the "
+                       "file is probably in a projected CRS (metres) with a missing CRS: "
+                       "declare the right one")
+
+
 def _geoframe(frame: pd.DataFrame, geoms: np.ndarray, crs: Any, source: str,
               logged: list[bool]) -> gpd.GeoDataFrame:
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index, crs=crs),
                            crs=crs)
+    if pyproj.CRS.from_user_input(crs).is_geographic:
+        _check_degrees(np.asarray(gdf.geometry.array), crs, source)
     if not _is_wgs84(crs):
         if not logged:
             logger.info("reprojecting %s from %s to %s", source, pyproj.CRS(crs).name, WGS84)
@@ -92,35 +134,30 @@ def _sniff_delimiter(path: Path) -> str:
 def _iter_csv(path: Path, batch_rows: int | None, resolve: Resolve, check: Check,
               text: set[str]) -> Iterator[pd.DataFrame]:
     sep = _sniff_delimiter(path)
-    options: dict[str, Any] = {"sep": sep, "encoding": "utf-8-sig"}
+    options: dict[str, Any] = {"sep": sep, "encoding": "utf-8-sig",
+                               "encoding_errors": _CP1252_FALLBACK}
     try:
-        names = list(pd.read_csv(path, nrows=0, encoding_errors="replace",
-                                 **options).columns)
+        names = list(pd.read_csv(path, nrows=0, **options).columns)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable CSV file ({_one_line(exc)})") from None
     mapping = resolve(names)
     check(set(mapping.values()), source=str(path))
     options |= {"usecols": list(mapping), "chunksize": batch_rows or _WHOLE,
                 "dtype": {orig: "str" for orig, canon in mapping.items() if canon in text}}
-    yielded = False
+    warned = [False]
     try:
-        try:
-            for chunk in _csv_chunks(path, options):
-                yielded = True
-                yield chunk.rename(columns=mapping)
-        except UnicodeDecodeError:
-            if yielded:
-                raise
-            # Not UTF-8 (e.g. an Excel cp1252 export): undecodable bytes become U+FFFD.
-            logger.warning("%s is not valid UTF-8; undecodable bytes replaced", path)
-            for chunk in _csv_chunks(path, options | {"encoding_errors": "replace"}):
-                yield chunk.rename(columns=mapping)
+        for chunk in _csv_chunks(path, options, warned):
+            yield chunk.rename(columns=mapping)
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable CSV file ({_one_line(exc)})") from None
 
 
-def _csv_chunks(path: Path, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
-    """Yield pandas chunks; mixed-type columns are expected (parsed downstream), not warned."""
+def _csv_chunks(path: Path, options: dict[str, Any], warned: list[bool]) -> Iterator[pd.DataFrame]:
+    """Yield pandas chunks; mixed-type columns are expected (parsed downstream), not warned.
+
+    Logs one warning (``warned`` records it) when a chunk held bytes that are not UTF-8.
+    """
+    before = getattr(_fallbacks, "count", 0)  # opening the reader already decodes a block
     with pd.read_csv(path, **options) as reader:
         while True:
             with warnings.catch_warnings():  # scoped to the read, never across a yield
@@ -129,6 +166,10 @@ def _csv_chunks(path: Path, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
                     chunk = next(reader)
                 except StopIteration:
                     return
+            if not warned[0] and getattr(_fallbacks, "count", 0) != before:
+                warned[0] = True
+                logger.warning("%s is not valid UTF-8; bytes that are not UTF-8 were decoded "
+                               "as Windows-1252 (cp1252)", path)
             yield chunk
 
 

@@ -136,7 +136,7 @@ class TravelSurface:
         Raises
         ------
         InputError
-            Negative friction, no valid pixel, or a rotated grid.
+            Negative friction, no valid pixel, zero everywhere, or a rotated grid.
         """
         costs = np.asarray(friction, dtype=np.float64)
         valid = np.isfinite(costs)
@@ -144,6 +144,9 @@ class TravelSurface:
             raise InputError("friction raster holds no valid pixel")
         if (costs[valid] < 0).any():
             raise InputError("friction raster holds negative values (minutes per metre >= 0)")
+        if not (costs[valid] > 0).any():
+            raise InputError("friction raster is 0 everywhere (minutes per metre must be > 0; "
+                             "is it a friction surface?)")
         pixel = pixel_size_m(transform, crs, costs.shape)
         costs = np.where(valid, costs, np.inf)
         mcp = MCP_Geometric(costs, fully_connected=True, sampling=(pixel.dy, pixel.dx))

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from engine.constants import LOWEST_MIN_HOUSEHOLDS, MAX_RESOLUTION, MIN_RESOLUTION
-from engine.export import FORMATS, LAYERS, export_layer, format_from_path
+from engine.errors import InputError
+from engine.export import FORMATS, LAYERS, check_format, export_layer, format_from_path
 from engine.published import PublishedRun
 
 
@@ -40,6 +41,10 @@ def command(run_dir: Path, layer: str, fmt: str | None, out: Path, regency: str 
             fmt = format_from_path(out)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--format") from None
+    try:
+        check_format(out, fmt)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--format") from None
     if wkt and fmt != "csv":
         raise click.BadParameter("--wkt applies to --format csv only", param_hint="--wkt")
     if resolution is not None and layer != "cells":

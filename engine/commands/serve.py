@@ -96,8 +96,11 @@ def command(run_dir: Path | None, host: str, port: int, threads: int,
     gc.freeze()  # the loaded run and libraries are permanent: keep them out of GC passes
     try:
         server = create_server(app, host=host, port=port, threads=threads, ident="kantong")
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:  # address in use, not an address of this machine, ...
+        raise click.ClickException(f"cannot listen on {host}:{port}: "
+                                   f"{exc.strerror or exc}") from None
+    except ValueError as exc:  # waitress: a host name that does not resolve
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{server.effective_port}/"
     click.echo(f"run {run.run_id}: {len(layers)} map layers, resolutions "
