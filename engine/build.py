@@ -205,6 +205,17 @@ class _Travel:
 def _prepare_travel(facilities: gpd.GeoDataFrame | None, friction: str | Path | None, *,
                     bounds: tuple[float, float, float, float], run_dir: Path) -> _Travel:
     """Compute (and write) the travel-time rasters, or set up the straight-line fallback."""
+    layer = surface = None
+    if friction is not None:
+        # validated (and kept for `kantong sites`) even without facilities to measure from
+        layer = open_raster(friction, name="friction", study_area_bounds=bounds)
+        try:
+            surface = TravelSurface.from_friction(layer.data, transform=layer.transform,
+                                                  crs=layer.crs)
+        except InputError as exc:
+            raise InputError(f"{friction}: {exc}") from None
+        _write_raster(run_dir / FRICTION_FILE, layer.data, transform=layer.transform,
+                      crs=layer.crs, units="minutes per metre")
     if facilities is None:
         warnings = ["a friction surface was given without facilities: no travel times"] \
             if friction is not None else []
@@ -221,16 +232,12 @@ def _prepare_travel(facilities: gpd.GeoDataFrame | None, friction: str | Path | 
             travel.straight[t] = StraightLine(lon[sel], lat[sel])
             travel.info["types"][t] = {"facilities": int(sel.sum())}
         return travel
-    layer = open_raster(friction, name="friction", study_area_bounds=bounds)
-    surface = TravelSurface.from_friction(layer.data, transform=layer.transform, crs=layer.crs)
     travel.surface = surface
     travel.info.update(method=LEAST_COST_METHOD,
                        pixel_size_m={"dx": surface.pixel.dx, "dy": surface.pixel.dy},
                        max_scale_error=surface.pixel.max_scale_error,
                        per_cell="mean over the cell's households of the travel time of the "
                                 "pixel holding each")
-    _write_raster(run_dir / FRICTION_FILE, layer.data, transform=layer.transform, crs=layer.crs,
-                  units="minutes per metre")
     for t in sorted(slugs.unique()):
         sel = (slugs == t).to_numpy()
         minutes, ignored = surface.travel_minutes(lon[sel], lat[sel])

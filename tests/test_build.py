@@ -271,3 +271,25 @@ def test_synthetic_inputs_are_flagged(tmp_path):
     assert not is_synthetic_input(real / "p3ke_2025.csv")
     (demo / "metadata.json").write_text(_json.dumps({"label": "SYNTHETIC - demo"}))
     assert is_synthetic_input(demo / "register.csv")
+
+
+@pytest.mark.parametrize("kind", ["nocrs", "negative"])
+def test_friction_without_facilities_is_still_validated(inputs, tmp_path, kind):
+    out = tmp_path / "run"
+    friction = inputs["nocrs"]
+    if kind == "negative":
+        friction = write_tif(tmp_path / "neg.tif", np.full((40, 40), -0.01),
+                             from_origin(110.55, 0.25, 0.01, 0.01), "EPSG:4326")
+    result = CliRunner().invoke(cli, ["build", "--households", str(inputs["households"]),
+                                      "--friction", str(friction), "--no-pockets",
+                                      "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and str(friction.name) in result.output
+    assert result.output.count("\n") == 1
+    assert not out.exists()
+
+
+def test_friction_without_facilities_is_kept_for_siting(inputs, tmp_path):
+    out = tmp_path / "run"
+    build_run(inputs["households"], out=out, friction=inputs["friction"], pockets=False)
+    assert (out / "friction.tif").exists()

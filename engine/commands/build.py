@@ -90,6 +90,21 @@ def command(households: str, facilities: Path | None, friction: Path | None,
     Writes OUT/cells.parquet, rollups/, rejects.csv, facilities.parquet, friction.tif,
     travel/<type>.tif and manifest.json, then runs the pockets stage. The run directory
     holds unsuppressed aggregates: keep it on the server.
+
+    \b
+    Household register (full schema, aliases and reject reasons: docs/input-schema.md):
+      household_id   unique id (text)                                  required
+      lon, lat       WGS84 degrees; may be blank if village_code is valid
+                     (or a point geometry in any CRS for GeoJSON/GPKG/GeoParquet)
+      desil          welfare decile 1-4, 1 = extreme poor               required
+      members        household size, integer >= 1                        required
+      village_code   BPS 10-digit (6102010001) or Kemendagri (61.07.01.2001)
+      water_improved, sanitation_improved, electricity, housing_adequate,
+      child_out_of_school, receives_assistance
+                     booleans (true/false, 1/0, ya/tidak, yes/no)        required
+    Names, NIK, addresses and any other column are dropped at ingest. Every row is
+    accepted or written to rejects.csv with its reason; read = accepted + rejected.
+    Facilities: points (any CRS) with a `type` column. Rasters: GeoTIFF with a CRS.
     """
     from engine.build import BUNDLED, build_run
     from engine.config import Config
