@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ from engine.ingest import _blank_strings, canonical_columns, check_columns, vali
 from engine.manifest import Timer, peak_memory_mib
 from engine.partitions import Piece, list_parts, plan_pieces, read_piece
 from engine.placement import StudyArea
-from engine.travel import StraightLine, sample_raster
+from engine.travel import HouseholdValues
 
 logger = logging.getLogger(__name__)
 
@@ -64,49 +64,6 @@ _ID = "household_id"
 _FNV_PRIME = np.uint64(0x100000001B3)
 #: Id hashes per reducer of the duplicate check (sets the number of buckets).
 _ROWS_PER_BUCKET = 4_000_000
-
-
-@dataclass(frozen=True, eq=False)
-class HouseholdValues:
-    """Per-household float values averaged per cell: travel minutes. Picklable.
-
-    Attributes
-    ----------
-    rasters
-        ``{facility type slug: travel-minutes raster}`` (least-cost surfaces); sampled at
-        the pixel holding each household.
-    transform, crs
-        Geotransform and CRS of the rasters (``None`` without rasters).
-    straight
-        ``{facility type slug: StraightLine}`` for the straight-line fallback.
-
-    Examples
-    --------
-    >>> values = HouseholdValues(straight={"school": StraightLine(lon, lat)})  # doctest: +SKIP
-    >>> values(accepted)["travel_min_school"]  # doctest: +SKIP
-    """
-
-    rasters: Mapping[str, np.ndarray] = field(default_factory=dict)
-    transform: Any = None
-    crs: Any = None
-    straight: Mapping[str, StraightLine] = field(default_factory=dict)
-
-    @property
-    def names(self) -> list[str]:
-        """Return the value names, ``travel_min_<type>``."""
-        return [f"travel_min_{t}" for t in (*self.rasters, *self.straight)]
-
-    def __call__(self, households: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Return ``{travel_min_<type>: minutes per household}`` for accepted households."""
-        lon = households["lon"].to_numpy()
-        lat = households["lat"].to_numpy()
-        out = {}
-        for t, minutes in self.rasters.items():
-            out[f"travel_min_{t}"] = sample_raster(minutes, lon, lat, transform=self.transform,
-                                                   crs=self.crs)
-        for t, tree in self.straight.items():
-            out[f"travel_min_{t}"] = tree.minutes(lon, lat)
-        return out
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,9 @@ from engine.travel import (
     LEAST_COST_METHOD,
     STRAIGHT_LINE_METHOD,
     STRAIGHT_LINE_SPEED_KMH,
+    HouseholdValues,
     StraightLine,
     TravelSurface,
-    sample_raster,
     type_slug,
 )
 from engine.zonal import cell_means, cell_population
@@ -189,17 +189,12 @@ class _Travel:
     surface: TravelSurface | None = None
     straight: dict[str, StraightLine] = field(default_factory=dict)
 
-    def minutes(self, lon: np.ndarray, lat: np.ndarray) -> dict[str, np.ndarray]:
-        """Return ``{"travel_min_<type>": minutes}`` at each household."""
-        out = {}
-        if self.surface is not None:
-            for t, raster in self.rasters.items():
-                out[f"travel_min_{t}"] = sample_raster(raster, lon, lat,
-                                                       transform=self.surface.transform,
-                                                       crs=self.surface.crs)
-        for t, line in self.straight.items():
-            out[f"travel_min_{t}"] = line.minutes(lon, lat)
-        return out
+    def values(self) -> HouseholdValues:
+        """Return the picklable per-household sampler (shared with the Dask backend)."""
+        return HouseholdValues(rasters=self.rasters if self.surface is not None else {},
+                               straight=self.straight,
+                               transform=self.surface.transform if self.surface else None,
+                               crs=self.surface.crs if self.surface else None)
 
 
 def _prepare_travel(facilities: gpd.GeoDataFrame | None, friction: str | Path | None, *,
@@ -386,6 +381,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                 manifest=manifest)
         else:
             acc = CellAccumulator(resolution=resolution)
+            household_values = travel.values()
             read = located = 0
             seen: set = set()
             for source, offset, batch in _timed_batches(
@@ -397,8 +393,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                     located += res.village_located
                     hh_rejects.append(res.rejects)
                     ok = res.accepted
-                    acc.add(ok, values=travel.minutes(ok["lon"].to_numpy(),
-                                                      ok["lat"].to_numpy()))
+                    acc.add(ok, values=household_values(ok))
             accepted = acc.households
             sums = acc.result()
             manifest["backend"] = {"name": "local", "workers": 1, "threads": os.cpu_count()}
@@ -476,11 +471,9 @@ def _dask_households(households: str | Path, travel: _Travel, *, area: StudyArea
                      workers: int | None, timer: Timer, rejects: list[pd.DataFrame],
                      manifest: dict[str, Any]) -> tuple[pd.DataFrame, int, int, int]:
     """Run the households stage on Dask; return ``(sums, read, accepted, located)``."""
-    from engine.backend_dask import DEFAULT_WORKERS, HouseholdValues, dask_client, dask_households
+    from engine.backend_dask import DEFAULT_WORKERS, dask_client, dask_households
 
-    values = HouseholdValues(rasters=travel.rasters, straight=travel.straight,
-                             transform=travel.surface.transform if travel.surface else None,
-                             crs=travel.surface.crs if travel.surface else None)
+    values = travel.values()
     with contextlib.ExitStack() as stack:
         with timer("cluster"):
             client, info = stack.enter_context(

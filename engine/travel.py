@@ -28,9 +28,12 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyproj
 from affine import Affine
 from scipy import ndimage
@@ -261,6 +264,51 @@ class StraightLine:
         return metres / 1000 / self.speed_kmh * 60
 
 
-__all__ = ["LEAST_COST_METHOD", "STRAIGHT_LINE_METHOD", "STRAIGHT_LINE_SPEED_KMH", "PixelSize",
+@dataclass(frozen=True, eq=False)
+class HouseholdValues:
+    """Per-household float values averaged per cell: travel minutes. Picklable.
+
+    Attributes
+    ----------
+    rasters
+        ``{facility type slug: travel-minutes raster}`` (least-cost surfaces); sampled at
+        the pixel holding each household.
+    transform, crs
+        Geotransform and CRS of the rasters (``None`` without rasters).
+    straight
+        ``{facility type slug: StraightLine}`` for the straight-line fallback.
+
+    Examples
+    --------
+    >>> values = HouseholdValues(straight={"school": StraightLine(lon, lat)})  # doctest: +SKIP
+    >>> values(accepted)["travel_min_school"]  # doctest: +SKIP
+    """
+
+    rasters: Mapping[str, np.ndarray] = field(default_factory=dict)
+    transform: Any = None
+    crs: Any = None
+    straight: Mapping[str, StraightLine] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        """Return the value names, ``travel_min_<type>``."""
+        return [f"travel_min_{t}" for t in (*self.rasters, *self.straight)]
+
+    def __call__(self, households: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Return ``{travel_min_<type>: minutes per household}`` for accepted households."""
+        lon = households["lon"].to_numpy()
+        lat = households["lat"].to_numpy()
+        out = {}
+        for t, minutes in self.rasters.items():
+            out[f"travel_min_{t}"] = sample_raster(minutes, lon, lat, transform=self.transform,
+                                                   crs=self.crs)
+        for t, tree in self.straight.items():
+            out[f"travel_min_{t}"] = tree.minutes(lon, lat)
+        return out
+
+
+
+__all__ = ["HouseholdValues", "LEAST_COST_METHOD", "STRAIGHT_LINE_METHOD",
+           "STRAIGHT_LINE_SPEED_KMH", "PixelSize",
            "StraightLine", "TravelSurface", "lonlat_to_pixels", "pixel_size_m", "sample_raster",
            "type_slug"]
