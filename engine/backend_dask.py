@@ -43,7 +43,7 @@ import shapely
 from engine import __version__, datapaths
 from engine.errors import EmptyInputError, EngineError, InputError
 from engine.grid import CellAccumulator, households_to_cell_sums
-from engine.ingest import _blank_strings, canonical_columns, check_columns, validate_households
+from engine.ingest import blank_strings, canonical_columns, check_columns, validate_households
 from engine.manifest import Timer, peak_memory_mib
 from engine.partitions import Piece, list_parts, plan_pieces, read_piece
 from engine.placement import StudyArea
@@ -298,7 +298,7 @@ def hash_strings(values: pd.Series) -> np.ndarray:
 def _piece_ids(piece: Piece) -> tuple[pd.Series, np.ndarray]:
     """Return the normalised non-blank ids of a piece (as ingest sees them) and hashes."""
     raw = read_piece(piece, resolve=canonical_columns, check=check_columns, only=(_ID,))
-    ids, blank = _blank_strings(raw[_ID])
+    ids, blank = blank_strings(raw[_ID])
     given = ids[~blank]
     return given, hash_strings(given)
 

@@ -20,10 +20,13 @@ from engine.errors import EngineError
 
 #: sub-command name -> (module under engine.commands, one-line help shown by ``kantong --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo-data": ("demo_data", "Write a synthetic P3KE-style demo register, facilities and rasters."),
+    "demo-data": ("demo_data",
+                  "Write a synthetic P3KE-style demo register, facilities and rasters."),
     "build": ("build", "Fuse households, facilities and rasters into H3 cells (a run directory)."),
-    "pockets": ("pockets", "Find poverty pockets and priority scores in a run (re-runnable)."),
-    "sites": ("sites", "Choose sites for new facilities to reach the most extreme-poor households."),
+    "pockets": ("pockets",
+                "Find poverty pockets and priority scores in a run (re-runnable)."),
+    "sites": ("sites",
+              "Choose sites for new facilities to reach the most extreme-poor households."),
     "export": ("export", "Export privacy-safe cells, pockets or sites for GIS tools."),
     "serve": ("serve", "Serve the offline web map and tile server for a run."),
     "compare": ("compare", "Compare two runs (e.g. two years) cell by cell and pocket by pocket."),

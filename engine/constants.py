@@ -26,7 +26,9 @@ LOWEST_MIN_HOUSEHOLDS: Final = 3
 
 #: Required household columns (coordinates may be blank when ``village_code`` is valid).
 HOUSEHOLD_ID: Final = "household_id"
-REQUIRED_HOUSEHOLD_COLUMNS: Final = ("household_id", "lon", "lat", "desil", "members", "village_code")
+REQUIRED_HOUSEHOLD_COLUMNS: Final = (
+    "household_id", "lon", "lat", "desil", "members", "village_code",
+)
 
 #: Deprivation fields of the register: field -> (value that means deprived, cell count column,
 #: cell share column). Shares are deprived households / households of the cell.

@@ -246,7 +246,7 @@ def _duplicates(ids: np.ndarray, blank: np.ndarray, seen_ids: set | None) -> np.
     return out
 
 
-def _blank_strings(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def blank_strings(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Return ``s`` as stripped strings (NA for blanks) and the blank mask."""
     if pd.api.types.is_float_dtype(s.dtype):
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -299,7 +299,7 @@ def _village_codes(s: pd.Series | None, n: int) -> tuple[pd.Series, np.ndarray]:
     """Return normalised BPS village codes (NA where unusable) and the 'code given' mask."""
     if s is None:
         return pd.Series(pd.array([None] * n, dtype="string")), np.zeros(n, dtype=bool)
-    raw, blank = _blank_strings(s)
+    raw, blank = blank_strings(s)
     codes, uniques = pd.factorize(raw, use_na_sentinel=True)
     uniques = np.asarray(uniques, dtype=object)
     new = [code for code in uniques if code not in _VILLAGE_MEMO]
@@ -425,7 +425,7 @@ def validate_households(raw: pd.DataFrame, *, source: str, row_offset: int = 0,
     area = _resolve_area(study_area)
     reasons = _Reasons(n)
 
-    ids, id_blank = _blank_strings(frame[HOUSEHOLD_ID])
+    ids, id_blank = blank_strings(frame[HOUSEHOLD_ID])
     ids_obj = ids.to_numpy(dtype=object, na_value=None)
     reasons.fail(id_blank, "missing household_id")
     reasons.fail(_duplicates(ids_obj, id_blank, seen_ids), "duplicate household_id")

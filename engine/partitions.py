@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import EmptyInputError, InputError
-from engine.tables import GEOMETRY, PARQUET_SUFFIXES, _decode, _geoframe, _parquet_geometry
+from engine.tables import GEOMETRY, PARQUET_SUFFIXES, decode_geometry, geoframe, parquet_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +265,8 @@ def read_piece(piece: Piece, *, resolve: Resolve, check: Check,
         raise InputError(f"{piece.path}: cannot read Parquet data ({_one_line(exc)})") from None
     attrs = table.select(list(mapping)).to_pandas().rename(columns=mapping)
     if geom_col:
-        return _geoframe(attrs, _decode(table.column(geom_col), encoding), crs, piece.path, [])
+        geoms = decode_geometry(table.column(geom_col), encoding)
+        return geoframe(attrs, geoms, crs, piece.path, [])
     return attrs
 
 
@@ -280,7 +281,7 @@ def _columns(pfile: pq.ParquetFile, path: str, resolve: Resolve, check: Check
     present = set(mapping.values())
     geom_col = crs = encoding = None
     if geo:
-        geom_col, crs, encoding = _parquet_geometry(Path(path), geo)
+        geom_col, crs, encoding = parquet_geometry(Path(path), geo)
         present.add(GEOMETRY)
     check(present, source=path)
     return mapping, geom_col, crs, encoding

@@ -67,7 +67,8 @@ def points_to_population_raster(points: pd.DataFrame, out: str | Path) -> Path:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(grid, 1)
             dst.update_tags(
-                source="GHS-POP, European Commission JRC, 30 arc-second grid, via datawan-labs/schools",
+                source="GHS-POP, European Commission JRC, 30 arc-second grid, "
+                       "via datawan-labs/schools",
                 units="persons per pixel",
             )
     logger.info("population raster %s: %d x %d px, %.0f persons", out, width, height, grid.sum())

@@ -103,8 +103,12 @@ def _check_degrees(geoms: np.ndarray, crs: Any, source: str) -> None:
                        "declare the right one")
 
 
-def _geoframe(frame: pd.DataFrame, geoms: np.ndarray, crs: Any, source: str,
+def geoframe(frame: pd.DataFrame, geoms: np.ndarray, crs: Any, source: str,
               logged: list[bool]) -> gpd.GeoDataFrame:
+    """Attach decoded ``geoms`` in ``crs`` to ``frame``, reprojected to EPSG:4326.
+
+    ``logged`` is a one-element flag so that a streamed file logs its reprojection once.
+    """
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, index=frame.index, crs=crs),
                            crs=crs)
     if pyproj.CRS.from_user_input(crs).is_geographic:
@@ -173,7 +177,12 @@ def _csv_chunks(path: Path, options: dict[str, Any], warned: list[bool]) -> Iter
             yield chunk
 
 
-def _parquet_geometry(path: Path, geo: dict) -> tuple[str, Any, str]:
+def parquet_geometry(path: Path, geo: dict) -> tuple[str, Any, str]:
+    """Return ``(column, crs, encoding)`` of a GeoParquet file's primary geometry column.
+
+    Raises :class:`~engine.errors.CRSError` or :class:`~engine.errors.InputError` when the
+    ``geo`` metadata gives no usable CRS or an unsupported encoding.
+    """
     column = geo.get("primary_column", GEOMETRY)
     meta = geo.get("columns", {}).get(column, {})
     if "crs" not in meta:
@@ -192,7 +201,8 @@ def _parquet_geometry(path: Path, geo: dict) -> tuple[str, Any, str]:
     return column, crs, encoding
 
 
-def _decode(column: pa.Array | pa.ChunkedArray, encoding: str) -> np.ndarray:
+def decode_geometry(column: pa.Array | pa.ChunkedArray, encoding: str) -> np.ndarray:
+    """Decode a GeoParquet geometry column (``WKB`` or native ``point``) to shapely objects."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if encoding == "point":
@@ -218,7 +228,7 @@ def _iter_parquet(path: Path, batch_rows: int | None, resolve: Resolve, check: C
     geom_col = crs = encoding = None
     present = set(mapping.values())
     if geo:
-        geom_col, crs, encoding = _parquet_geometry(path, geo)
+        geom_col, crs, encoding = parquet_geometry(path, geo)
         present.add(GEOMETRY)
     check(present, source=str(path))
     columns = list(mapping) + ([geom_col] if geom_col else [])
@@ -230,7 +240,7 @@ def _iter_parquet(path: Path, batch_rows: int | None, resolve: Resolve, check: C
         for batch in batches:
             attrs = batch.select(list(mapping)).to_pandas().rename(columns=mapping)
             if geom_col:
-                yield _geoframe(attrs, _decode(batch.column(geom_col), encoding), crs,
+                yield geoframe(attrs, decode_geometry(batch.column(geom_col), encoding), crs,
                                 str(path), logged)
             else:
                 yield attrs
@@ -268,7 +278,7 @@ def _iter_vector(path: Path, batch_rows: int | None, resolve: Resolve, check: Ch
             for batch in reader:
                 attrs = batch.select(list(mapping)).to_pandas().rename(columns=mapping)
                 if has_geom:
-                    attrs = _geoframe(attrs, shapely.from_wkb(
+                    attrs = geoframe(attrs, shapely.from_wkb(
                         batch.column(geom_name).to_numpy(zero_copy_only=False)), info["crs"],
                         str(path), logged)
                 if batch_rows is None:
