@@ -226,6 +226,9 @@ def compare_runs(old: str | Path | PublishedRun, new: str | Path | PublishedRun,
     pn = new if isinstance(new, PublishedRun) else PublishedRun(new, min_households=min_households)
     if po.run_dir.resolve() == pn.run_dir.resolve():
         raise InputError(f"{po.run_dir}: the old and the new run are the same directory")
+    if po.run_id == pn.run_id:
+        raise InputError(f"{po.run_dir} and {pn.run_dir} are copies of the same run "
+                         f"({po.run_id}): nothing to compare")
     res = _common_resolution(po, pn, resolution)
     cells = cell_changes(po.cells(res), pn.cells(res))
     match_res = min(po.base_resolution, pn.base_resolution)

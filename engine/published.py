@@ -255,7 +255,13 @@ class PublishedRun:
             Column -> value with NaN/NA as ``None``; ``None`` if the id is invalid, at an
             unavailable resolution, holds no households or is withheld.
         """
-        if not isinstance(h3_id, str) or not h3.is_valid_cell(h3_id):
+        if not isinstance(h3_id, str) or len(h3_id) != 15:
+            return None  # h3 overflows on longer hex strings; every real cell id has 15
+        try:
+            valid = h3.is_valid_cell(h3_id)
+        except (ValueError, OverflowError):
+            valid = False
+        if not valid:
             return None
         res = h3.get_resolution(h3_id)
         if res not in self._paths:

@@ -529,3 +529,17 @@ def test_serve_compare_option_checks_directory(two_years: tuple[Path, Path],
                                       str(tmp_path / "missing")])
     assert result.exit_code == 1 and "--compare run directory not found" in result.output
     assert "--compare" in CliRunner().invoke(cli, ["serve", "--help"]).output
+
+
+def test_a_copied_run_is_refused(tmp_path):
+    import shutil
+
+    from factories import make_run
+
+    from engine.compare import compare_runs
+    from engine.errors import InputError
+
+    make_run(tmp_path / "a", seed=1)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(InputError, match="copies of the same run"):
+        compare_runs(tmp_path / "a", tmp_path / "b")
