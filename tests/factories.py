@@ -200,7 +200,9 @@ def make_run(run_dir: Path, *, seed: int = 0, resolution: int = 8,
                            transform=from_origin(west - res, north + res, res, res)) as dst:
             dst.write(friction, 1)
     manifest = {
-        "run_id": f"test-{seed}", "engine_version": "test", "created": "2026-11-22T00:00:00Z",
+        # unique per (seed, resolution), as real run ids are unique per build
+        "run_id": f"test-{seed}" if resolution == 8 else f"test-{seed}-r{resolution}",
+        "engine_version": "test", "created": "2026-11-22T00:00:00Z",
         "parameters": {"resolution": resolution},
         "counts": {"households": {"read": len(planted.households),
                                   "accepted": len(planted.households), "rejected": 0}},
