@@ -71,6 +71,23 @@ def _add_web_layers(run: Path, truth: PlantedPockets) -> None:
 
 
 @pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``make_run`` directory finished by the real stages: pockets and 3 puskesmas sites.
+
+    Built once per session; tests only read it.
+    """
+    from engine.config import Config
+    from engine.pockets import write_pockets
+    from engine.sites_run import plan_sites
+
+    run = tmp_path_factory.mktemp("pipeline") / "run"
+    make_run(run, seed=0)
+    write_pockets(run, Config())
+    plan_sites(run, facility_type="puskesmas", max_minutes=60, count=3)
+    return run
+
+
+@pytest.fixture(scope="session")
 def web_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory with pocket columns, pockets and sites (built once per session)."""
     run = tmp_path_factory.mktemp("web") / "run"

@@ -11,6 +11,7 @@ shows and follows the base layer. A screenshot is kept in /tmp/kantong_viewer.pn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -34,7 +35,6 @@ from engine import boundaries
 from engine.config import Config
 from engine.pockets import write_pockets
 from engine.published import PublishedRun
-from engine.sites_run import plan_sites
 from webmap import create_app
 
 pytestmark = pytest.mark.browser
@@ -50,17 +50,13 @@ WAIT = 20
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("browser") / "run"
-    make_run(run, seed=0)
-    write_pockets(run, Config())
-    plan_sites(run, facility_type="puskesmas", max_minutes=60, count=3)
-    return run
+def run_dir(pipeline_run: Path) -> Path:
+    return pipeline_run
 
 
-@pytest.fixture(scope="module")
-def server(run_dir: Path) -> Iterator[str]:
-    app = create_app({"RUN_DIR": str(run_dir), "TESTING": True})
+@contextlib.contextmanager
+def _live(app) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yield its base URL."""
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -69,6 +65,12 @@ def server(run_dir: Path) -> Iterator[str]:
     finally:
         httpd.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(run_dir: Path) -> Iterator[str]:
+    with _live(create_app({"RUN_DIR": str(run_dir), "TESTING": True})) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -311,14 +313,8 @@ def compare_server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     make_run(new, seed=1)
     write_pockets(new, Config())
     app = create_app({"RUN_DIR": str(new), "COMPARE_RUN_DIR": str(run_dir), "TESTING": True})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
+    with _live(app) as url:
+        yield url
 
 
 def test_compare_mode_controls_do_not_overlap(driver: webdriver.Chrome,

@@ -15,10 +15,7 @@ import shapely
 from factories import make_run
 
 from engine import boundaries
-from engine.config import Config
 from engine.errors import RunError
-from engine.pockets import write_pockets
-from engine.sites_run import plan_sites
 from webmap import create_app
 from webmap.markers import marker_radius
 from webmap.page import (
@@ -38,12 +35,8 @@ STATIC = Path(__file__).resolve().parents[1] / "webmap" / "static"
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("viewer") / "run"
-    make_run(run, seed=0)
-    write_pockets(run, Config())
-    plan_sites(run, facility_type="puskesmas", max_minutes=60, count=3)
-    return run
+def full_run(pipeline_run: Path) -> Path:
+    return pipeline_run
 
 
 @pytest.fixture(scope="module")
