@@ -39,7 +39,7 @@ from engine.demo_io import (
 )
 from engine.demo_register import household_ids, register_table
 from engine.demo_report import file_entries, readme_text, register_summary
-from engine.demo_space import StudyArea, load_study_area
+from engine.demo_space import DemoArea, load_demo_area
 from engine.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def _rngs(seed: int) -> dict[str, np.random.Generator]:
             for name, child in zip(_STREAMS, children, strict=True)}
 
 
-def _context(area: StudyArea, travel: np.ndarray, facilities: pd.DataFrame,
+def _context(area: DemoArea, travel: np.ndarray, facilities: pd.DataFrame,
              pockets: pd.DataFrame, effects: np.ndarray) -> Context:
     def lonlat(kind: str) -> tuple[np.ndarray, np.ndarray]:
         sel = facilities[facilities["type"] == kind]
@@ -193,7 +193,7 @@ def make_demo(out_dir: str | Path, *, province: str | int = DEFAULT_PROVINCE,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = _rngs(int(seed))
-    area = load_study_area(code)
+    area = load_demo_area(code)
     population = province_population(code)
     represented = default_households(code)
     weight = represented / n
@@ -273,7 +273,7 @@ def make_demo(out_dir: str | Path, *, province: str | int = DEFAULT_PROVINCE,
     )
 
 
-def _follow_up(area: StudyArea, ctx: Context, hh: pd.DataFrame, facilities: pd.DataFrame,
+def _follow_up(area: DemoArea, ctx: Context, hh: pd.DataFrame, facilities: pd.DataFrame,
                pockets: pd.DataFrame, thresholds: tuple[float, float, float],
                rng: dict[str, np.random.Generator], *, out: Path, ext: str, fmt: str,
                clean: bool, base: dict[str, Any], population: int, weight: float,
@@ -307,7 +307,7 @@ def _follow_up(area: StudyArea, ctx: Context, hh: pd.DataFrame, facilities: pd.D
     return {"paths": paths, "meta": meta}
 
 
-def _near_new_change(area: StudyArea, hh: pd.DataFrame, hh2: pd.DataFrame,
+def _near_new_change(area: DemoArea, hh: pd.DataFrame, hh2: pd.DataFrame,
                      new: pd.DataFrame, radius_m: float = 10_000.0) -> dict[str, Any]:
     """Desil-1 and water shares within ``radius_m`` of a new facility, year 1 vs year 2."""
     nx, ny = new.geometry.x.to_numpy(), new.geometry.y.to_numpy()

@@ -25,7 +25,7 @@ import pandas as pd
 from engine import boundaries
 from engine.constants import WGS84
 from engine.demo_friction import UNREACHABLE_MINUTES
-from engine.demo_space import StudyArea, locate_villages, sample_points
+from engine.demo_space import DemoArea, locate_villages, sample_points
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ _ABBR = {"puskesmas": "PKM", "posyandu": "PSY", "school": "SCH", "water_point": 
 _COLUMNS = ["facility_id", "type", "name", "geometry"]
 
 
-def village_table(area: StudyArea, travel: np.ndarray) -> pd.DataFrame:
+def village_table(area: DemoArea, travel: np.ndarray) -> pd.DataFrame:
     """Return per-village population, representative point and travel time.
 
     Population is the sum of GHS-POP pixels whose centre lies in the village; villages
@@ -96,7 +96,7 @@ def _grouped_pick(groups: np.ndarray, weights: np.ndarray, wanted: np.ndarray,
     return np.where(found, pix[pos] if len(pix) else -1, -1)
 
 
-def _place_in_villages(area: StudyArea, vtab: pd.DataFrame, village_idx: np.ndarray,
+def _place_in_villages(area: DemoArea, vtab: pd.DataFrame, village_idx: np.ndarray,
                        rng: np.random.Generator, weights: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Return lon/lat of one point per entry of ``village_idx`` inside that village."""
@@ -125,7 +125,7 @@ def _frame(kind: str, lon: np.ndarray, lat: np.ndarray, names: pd.Series) -> gpd
                             crs=WGS84)
 
 
-def _puskesmas(area: StudyArea, vtab: pd.DataFrame, rng: np.random.Generator) -> gpd.GeoDataFrame:
+def _puskesmas(area: DemoArea, vtab: pd.DataFrame, rng: np.random.Generator) -> gpd.GeoDataFrame:
     dist = area.districts
     ids = area.district_id.ravel()
     pop = area.population.ravel().astype(np.float64)
@@ -160,7 +160,7 @@ def _puskesmas(area: StudyArea, vtab: pd.DataFrame, rng: np.random.Generator) ->
     return _frame("puskesmas", lon, lat, names)
 
 
-def _per_village(kind: str, area: StudyArea, vtab: pd.DataFrame, rng: np.random.Generator, *,
+def _per_village(kind: str, area: DemoArea, vtab: pd.DataFrame, rng: np.random.Generator, *,
                  persons_per: float, coverage: float, remote_loss: float,
                  prefix: str) -> gpd.GeoDataFrame:
     has = rng.random(len(vtab)) < coverage - remote_loss * _remote01(vtab["travel_min"])
@@ -177,7 +177,7 @@ def _per_village(kind: str, area: StudyArea, vtab: pd.DataFrame, rng: np.random.
     return _frame(kind, lon, lat, names)
 
 
-def _water_points(area: StudyArea, vtab: pd.DataFrame, travel: np.ndarray,
+def _water_points(area: DemoArea, vtab: pd.DataFrame, travel: np.ndarray,
                   rng: np.random.Generator) -> gpd.GeoDataFrame:
     total = float(area.population[area.in_province].sum())
     n = max(int(round(total / 2500.0)), 1)
@@ -202,7 +202,7 @@ def _with_ids(frames: list[gpd.GeoDataFrame], province: str, *,
     return gpd.GeoDataFrame(out[_COLUMNS], geometry="geometry", crs=WGS84)
 
 
-def make_facilities(area: StudyArea, travel: np.ndarray, rng: np.random.Generator
+def make_facilities(area: DemoArea, travel: np.ndarray, rng: np.random.Generator
                     ) -> gpd.GeoDataFrame:
     """Return the year-1 synthetic facilities of the province.
 
@@ -234,7 +234,7 @@ def make_facilities(area: StudyArea, travel: np.ndarray, rng: np.random.Generato
     return fac
 
 
-def choose_pockets(area: StudyArea, travel: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+def choose_pockets(area: DemoArea, travel: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
     """Choose the planted pocket centres: remote, populated pixels of the pocket regencies.
 
     Returns
@@ -274,7 +274,7 @@ def choose_pockets(area: StudyArea, travel: np.ndarray, rng: np.random.Generator
     return pd.DataFrame(rows)
 
 
-def new_facilities(area: StudyArea, facilities: gpd.GeoDataFrame, pockets: pd.DataFrame,
+def new_facilities(area: DemoArea, facilities: gpd.GeoDataFrame, pockets: pd.DataFrame,
                    rng: np.random.Generator) -> gpd.GeoDataFrame:
     """Return the follow-up year's new facilities, planted near the intervention pockets.
 

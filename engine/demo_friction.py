@@ -26,7 +26,7 @@ from scipy.spatial.distance import pdist, squareform
 from shapely import LineString
 from skimage.graph import MCP_Geometric
 
-from engine.demo_space import StudyArea
+from engine.demo_space import DemoArea
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ UNREACHABLE_MINUTES = 24 * 60.0
 _EARTH_RADIUS_M = 6_371_008.8
 
 
-def pixel_size_m(area: StudyArea) -> tuple[float, float]:
+def pixel_size_m(area: DemoArea) -> tuple[float, float]:
     """Return the (row, column) pixel size in metres at the grid's central latitude."""
     south, north = area.bounds[1], area.bounds[3]
     dy = abs(area.transform.e) * np.pi / 180.0 * _EARTH_RADIUS_M
@@ -49,7 +49,7 @@ def pixel_size_m(area: StudyArea) -> tuple[float, float]:
     return float(dy), float(dx)
 
 
-def _road_mask(area: StudyArea) -> np.ndarray:
+def _road_mask(area: DemoArea) -> np.ndarray:
     towns = area.towns
     if len(towns) < 2:
         return np.zeros(area.shape, dtype=bool)
@@ -62,7 +62,7 @@ def _road_mask(area: StudyArea) -> np.ndarray:
                               transform=area.transform, all_touched=True, dtype="uint8") > 0
 
 
-def friction_surface(area: StudyArea, rng: np.random.Generator) -> np.ndarray:
+def friction_surface(area: DemoArea, rng: np.random.Generator) -> np.ndarray:
     """Return the synthetic friction surface (float32, min/m; nodata off land).
 
     Parameters
@@ -108,7 +108,7 @@ def friction_surface(area: StudyArea, rng: np.random.Generator) -> np.ndarray:
     return friction
 
 
-def travel_minutes(area: StudyArea, friction: np.ndarray, lon: np.ndarray,
+def travel_minutes(area: DemoArea, friction: np.ndarray, lon: np.ndarray,
                    lat: np.ndarray) -> np.ndarray:
     """Return least-cost travel time (minutes) from every pixel to the nearest source point.
 

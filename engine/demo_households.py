@@ -24,7 +24,7 @@ import pandas as pd
 
 from engine.constants import DEPRIVATION_FIELDS
 from engine.demo_facilities import POCKET_SIGMA_KM, POCKET_STRENGTH
-from engine.demo_space import StudyArea, sample_points
+from engine.demo_space import DemoArea, sample_points
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Context:
         ``(n_villages, n_deprivations)`` random effects on the deprivation logits.
     """
 
-    area: StudyArea
+    area: DemoArea
     travel: np.ndarray
     puskesmas: tuple[np.ndarray, np.ndarray]
     water: tuple[np.ndarray, np.ndarray]

@@ -43,7 +43,7 @@ from engine.demo_friction import FRICTION_NODATA, friction_surface, travel_minut
 from engine.demo_households import draw_households, village_effects
 from engine.demo_io import register_arrow, write_facilities_geojson, write_geotiff
 from engine.demo_register import BAD_KINDS, household_ids, register_table
-from engine.demo_space import load_study_area
+from engine.demo_space import load_demo_area
 from engine.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def _province_model(code: str, n: int, seed: int) -> _Province:
         target_extreme_rate,
     )
 
-    area = load_study_area(code)
+    area = load_demo_area(code)
     friction = friction_surface(area, _rng(seed, int(code), 0))
     towns = area.towns
     travel = travel_minutes(area, friction, towns["lon"].to_numpy(), towns["lat"].to_numpy())

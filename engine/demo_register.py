@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from engine import boundaries
 from engine.constants import DEPRIVATION_FIELDS, REQUIRED_HOUSEHOLD_COLUMNS
-from engine.demo_space import StudyArea
+from engine.demo_space import DemoArea
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def kemendagri_for_bps() -> pd.Series:
     return inv[~inv.index.duplicated(keep="first")]
 
 
-def register_table(area: StudyArea, households: pd.DataFrame, rng: np.random.Generator, *,
+def register_table(area: DemoArea, households: pd.DataFrame, rng: np.random.Generator, *,
                    clean: bool) -> tuple[pd.DataFrame, dict[str, int]]:
     """Return the register table and counts of the planted artefacts.
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from engine.constants import DEPRIVATION_FIELDS
-from engine.demo_space import StudyArea
+from engine.demo_space import DemoArea
 
 
-def register_summary(area: StudyArea, hh: pd.DataFrame, *, population: int,
+def register_summary(area: DemoArea, hh: pd.DataFrame, *, population: int,
                      weight: float) -> dict[str, Any]:
     """Return headline counts of internal households, overall and by regency.
 

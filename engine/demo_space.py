@@ -36,7 +36,7 @@ _MAX_ROUNDS = 60
 
 
 @dataclass(frozen=True, eq=False)
-class StudyArea:
+class DemoArea:
     """The province, its units and the 1 km grid that every demo layer is drawn on.
 
     Attributes
@@ -143,7 +143,7 @@ def _towns_in(bounds: tuple[float, float, float, float]) -> pd.DataFrame:
     return towns[inside].sort_values("geonameid", kind="stable").reset_index(drop=True)
 
 
-def load_study_area(province: str, *, margin_deg: float = GRID_MARGIN_DEG) -> StudyArea:
+def load_demo_area(province: str, *, margin_deg: float = GRID_MARGIN_DEG) -> DemoArea:
     """Load the province, its units and the population grid around it.
 
     Parameters
@@ -155,7 +155,7 @@ def load_study_area(province: str, *, margin_deg: float = GRID_MARGIN_DEG) -> St
 
     Returns
     -------
-    StudyArea
+    DemoArea
         The grid is aligned with the bundled GHS-POP raster (same pixel edges).
     """
     code = boundaries.check_province(province)
@@ -196,7 +196,7 @@ def load_study_area(province: str, *, margin_deg: float = GRID_MARGIN_DEG) -> St
     centre = polygon.centroid
     grid_bounds = (transform.c, transform.f + shape[0] * transform.e,
                    transform.c + shape[1] * transform.a, transform.f)
-    area = StudyArea(
+    area = DemoArea(
         province=code,
         province_name=boundaries.KALIMANTAN_PROVINCES[code],
         polygon=polygon,
@@ -220,7 +220,7 @@ def load_study_area(province: str, *, margin_deg: float = GRID_MARGIN_DEG) -> St
     return area
 
 
-def locate_villages(area: StudyArea, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+def locate_villages(area: DemoArea, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Return the index (0-based into ``area.villages``) of the village holding each point.
 
     Points in no village polygon get -1. Points on a shared edge take the first village.
@@ -232,7 +232,7 @@ def locate_villages(area: StudyArea, lon: np.ndarray, lat: np.ndarray) -> np.nda
     return np.where(np.isnan(out), -1, out).astype(np.int64)
 
 
-def sample_points(area: StudyArea, n: int, rng: np.random.Generator, *,
+def sample_points(area: DemoArea, n: int, rng: np.random.Generator, *,
                   weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw ``n`` points proportionally to a pixel weight, inside the province and a village.
 
