@@ -161,6 +161,46 @@ def plot_regency_ranking(regencies: pd.DataFrame, column: str = "extreme_rate",
     return fig
 
 
+def map_pad(bounds: tuple[float, float, float, float]) -> float:
+    """Return the margin (degrees) a static map leaves around ``(west, south, east, north)``."""
+    west, south, east, north = bounds
+    return max(east - west, north - south) * 0.05 + 0.01
+
+
+def draw_regencies(ax, bounds: tuple[float, float, float, float], pad: float, *,
+                   color: str = "0.45", linewidth: float = 0.5, label_color: str = "0.35",
+                   only: set[str] | None = None, with_codes: bool = False) -> None:
+    """Outline the shipped regencies within the padded ``bounds`` and name them.
+
+    ``only`` restricts the names (not the outlines) to these regency codes; ``with_codes``
+    prefixes each name with its BPS code.
+    """
+    from engine import boundaries
+
+    west, south, east, north = bounds
+    regs = boundaries.regencies().cx[west - pad:east + pad, south - pad:north + pad]
+    if not len(regs):
+        return
+    view = shapely.box(west - pad, south - pad, east + pad, north + pad)
+    regs.boundary.plot(ax=ax, color=color, linewidth=linewidth)
+    if only is not None:
+        regs = regs[regs["regency_code"].isin(only)]
+    inside = regs.geometry.intersection(view).representative_point()
+    for code, name, pt in zip(regs["regency_code"], regs["regency_name"], inside, strict=True):
+        text = f"{code} {name}" if with_codes else str(name)
+        ax.annotate(text, (pt.x, pt.y), fontsize=7, color=label_color, ha="center")
+
+
+def frame_map(ax, bounds: tuple[float, float, float, float], pad: float) -> None:
+    """Set a static map's extent (padded ``bounds``), equal aspect and axis labels."""
+    west, south, east, north = bounds
+    ax.set_xlim(west - pad, east + pad)
+    ax.set_ylim(south - pad, north + pad)
+    ax.set_aspect("equal")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+
+
 def plot_change_map(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame,
                     path: str | Path | None = None, *,
                     column: str = "extreme_households_delta",
@@ -187,8 +227,6 @@ def plot_change_map(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame,
     -------
     matplotlib.figure.Figure
     """
-    from engine import boundaries
-
     fig = new_figure(9.5, 9.0, dpi=120)
     ax = fig.subplots()
     if len(cells):
@@ -208,14 +246,9 @@ def plot_change_map(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame,
         west, south, east, north = pockets.total_bounds
     else:
         west, south, east, north = (108.0, -3.5, 119.5, 4.5)
-    pad = max(east - west, north - south) * 0.05 + 0.01
-    regs = boundaries.regencies().cx[west - pad:east + pad, south - pad:north + pad]
-    if len(regs):
-        view = shapely.box(west - pad, south - pad, east + pad, north + pad)
-        regs.boundary.plot(ax=ax, color="0.45", linewidth=0.5)
-        inside = regs.geometry.intersection(view).representative_point()
-        for name, pt in zip(regs["regency_name"], inside, strict=True):
-            ax.annotate(str(name), (pt.x, pt.y), fontsize=7, color="0.35", ha="center")
+    bounds = (west, south, east, north)
+    pad = map_pad(bounds)
+    draw_regencies(ax, bounds, pad)
     handles = []
     for status in STATUSES:
         group = pockets[pockets["status"] == status] if len(pockets) else pockets
@@ -225,11 +258,7 @@ def plot_change_map(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame,
                                   label=f"{status} ({len(group)})"))
     if handles:
         ax.legend(handles=handles, title="pockets", loc="lower left", fontsize=8)
-    ax.set_xlim(west - pad, east + pad)
-    ax.set_ylim(south - pad, north + pad)
-    ax.set_aspect("equal")
-    ax.set_xlabel("longitude")
-    ax.set_ylabel("latitude")
+    frame_map(ax, bounds, pad)
     ax.set_title(title or f"Change between the runs: {column.replace('_', ' ')} "
                  "(grey: published in one run only)", fontsize=10)
     if path is not None:
@@ -237,5 +266,5 @@ def plot_change_map(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame,
     return fig
 
 
-__all__ = ["NEW_COLOR", "OLD_COLOR", "new_figure", "plot_change_map", "plot_regency_ranking",
-           "plot_regency_targets", "save_png"]
+__all__ = ["NEW_COLOR", "OLD_COLOR", "draw_regencies", "frame_map", "map_pad", "new_figure",
+           "plot_change_map", "plot_regency_ranking", "plot_regency_targets", "save_png"]

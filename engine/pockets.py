@@ -370,16 +370,12 @@ def plot_pockets(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame, path: Path,
     Path
         ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from engine.plots import draw_regencies, frame_map, map_pad, new_figure, save_png
 
-    from engine import boundaries
-
-    fig = Figure(figsize=(10, 10), dpi=120)
-    FigureCanvasAgg(fig)
+    fig = new_figure(10, 10, dpi=120)
     ax = fig.add_subplot()
-    west, south, east, north = cells.total_bounds
-    pad = max(east - west, north - south) * 0.05 + 0.01
+    west, south, east, north = bounds = tuple(cells.total_bounds)
+    pad = map_pad(bounds)
     if max(east - west, north - south) > 0.5:  # province scale: hexagons are sub-pixel
         order = np.argsort(cells["priority"].to_numpy(), kind="stable")
         centres = cells.geometry.representative_point().iloc[order]
@@ -389,14 +385,10 @@ def plot_pockets(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame, path: Path,
     else:
         cells.plot(ax=ax, column="priority", cmap="YlOrRd", vmin=0.0, vmax=1.0, linewidth=0,
                    legend=True, legend_kwds={"label": "priority (0-1)", "shrink": 0.6})
-    view = shapely.box(west - pad, south - pad, east + pad, north + pad)
-    regs = boundaries.regencies().cx[west - pad:east + pad, south - pad:north + pad]
-    regs.boundary.plot(ax=ax, color="0.35", linewidth=0.6)
-    if "regency_code" in cells.columns:  # name only the regencies the run covers
-        regs = regs[regs["regency_code"].isin(set(cells["regency_code"].dropna()))]
-    inside = regs.geometry.intersection(view).representative_point()
-    for code, name, pt in zip(regs["regency_code"], regs["regency_name"], inside, strict=True):
-        ax.annotate(f"{code} {name}", (pt.x, pt.y), fontsize=7, color="0.25", ha="center")
+    covered = (set(cells["regency_code"].dropna()) if "regency_code" in cells.columns
+               else None)  # name only the regencies the run covers
+    draw_regencies(ax, bounds, pad, color="0.35", linewidth=0.6, label_color="0.25",
+                   only=covered, with_codes=True)
     if len(pockets):
         pockets.plot(ax=ax, color="navy", alpha=0.15, linewidth=0)
         pockets.boundary.plot(ax=ax, color="navy", linewidth=1.0)
@@ -404,15 +396,7 @@ def plot_pockets(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame, path: Path,
         for _, p in top.head(label_top).iterrows():
             ax.annotate(str(p["pocket_id"]), (p["lon"], p["lat"]), fontsize=8, color="navy",
                         weight="bold", ha="center", va="center")
-    ax.set_xlim(west - pad, east + pad)
-    ax.set_ylim(south - pad, north + pad)
-    ax.set_aspect("equal")
-    ax.set_xlabel("longitude")
-    ax.set_ylabel("latitude")
+    frame_map(ax, bounds, pad)
     ax.set_title(title or f"Poverty pockets: {len(pockets)} pockets (outlined), "
                  f"{len(cells)} cells coloured by priority", fontsize=10)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    logger.info("wrote pocket map %s", path)
-    return path
+    return save_png(fig, path)
