@@ -4,7 +4,7 @@ Compares
   * h3-py scalar loop (indexing only, the usual first attempt);
   * naive geopandas: build hexagon polygons for the area with h3-py, ``sjoin`` the points,
     then a pandas ``groupby`` for the aggregates;
-  * ours (``engine.grid``): h3ronpy indexing in parallel chunks + ``pd.factorize`` +
+  * ours (``kantong.engine.build.grid``): h3ronpy indexing in parallel chunks + ``pd.factorize`` +
     ``np.bincount`` per column, then the cell table (geometry, centres, shares).
 
 Points are clustered like a real register (households around ~6,000 settlements over a
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from engine import grid
-from engine.constants import DEPRIVATIONS
+from kantong.engine.build import grid
+from kantong.engine.constants import DEPRIVATIONS
 
 BOX = (108.8, -3.0, 114.2, 2.0)  # west, south, east, north: about Kalimantan Barat
 

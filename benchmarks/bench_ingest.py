@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from engine import boundaries
-from engine.constants import DEPRIVATION_FIELDS
-from engine.ingest import read_households, validate_households
-from engine.placement import StudyArea
+from kantong.engine.build.placement import StudyArea
+from kantong.engine.constants import DEPRIVATION_FIELDS
+from kantong.engine.inputs import boundaries
+from kantong.engine.inputs.households import read_households, validate_households
 
 PROVINCE = "61"
 

@@ -26,11 +26,11 @@ import scipy.sparse as sp
 import shapely
 from scipy import stats
 
-from engine import boundaries
-from engine.config import Config
-from engine.constants import DEPRIVATIONS, EQUAL_AREA, FACILITY_TYPES, WGS84
-from engine.hotspots import eb_rate, gi_star, neighbour_weights
-from engine.pockets import write_pockets
+from kantong.engine.config import Config
+from kantong.engine.constants import DEPRIVATIONS, EQUAL_AREA, FACILITY_TYPES, WGS84
+from kantong.engine.inputs import boundaries
+from kantong.engine.pockets.hotspots import eb_rate, gi_star, neighbour_weights
+from kantong.engine.pockets.run import write_pockets
 
 CENTRE = (0.3, 111.6)  # Sintang / Kapuas Hulu interior, Kalimantan Barat
 

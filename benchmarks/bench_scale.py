@@ -162,9 +162,9 @@ def naive(single: Path) -> dict:
     """The whole file read and validated at once, then aggregated (in a subprocess)."""
     code = (
         "import time, json\n"
-        "from engine.ingest import read_households\n"
-        "from engine.grid import households_to_cell_sums\n"
-        "from engine.build import read_study_area\n"
+        "from kantong.engine.inputs.households import read_households\n"
+        "from kantong.engine.build.grid import households_to_cell_sums\n"
+        "from kantong.engine.build.run import read_study_area\n"
         "t = time.perf_counter()\n"
         "area, _ = read_study_area()\n"
         f"res = read_households({str(single)!r}, study_area=area, chunk_rows=None)\n"

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from engine.coverage import FrictionSurface, travel_coverage
-from engine.siting import exact_cover, greedy_cover
+from kantong.engine.sites.coverage import FrictionSurface, travel_coverage
+from kantong.engine.sites.solvers import exact_cover, greedy_cover
 
 
 def _best(fn, repeat: int):
@@ -134,7 +134,7 @@ def bench_coverage(run: Path):
           flush=True)
     from skimage.graph import MCP_Geometric
 
-    from engine.travel import pixel_size_m
+    from kantong.engine.build.travel import pixel_size_m
     pixel = pixel_size_m(surface.transform, surface.crs, surface.shape)
     costs = np.where(np.isfinite(surface.friction), surface.friction, np.inf)
     pix = surface.pixels_of(src["lon"].to_numpy()[:10], src["lat"].to_numpy()[:10])

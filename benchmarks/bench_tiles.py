@@ -83,7 +83,7 @@ def naive_png(cells, values_rgba, z, x, y) -> bytes:
     """Per tile: test every cell against the tile box, then project and draw (no index)."""
     from PIL import Image, ImageDraw
 
-    from webmap.render import lonlat_to_mercator, tile_bounds
+    from kantong.webmap.tiling.render import lonlat_to_mercator, tile_bounds
 
     minx, miny, maxx, maxy = tile_bounds(z, x, y)
     w, s = mercantile.lnglat(minx, miny)
@@ -108,7 +108,7 @@ def matplotlib_png(level, values_rgba, z, x, y) -> bytes:
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
-    from webmap.render import tile_bounds
+    from kantong.webmap.tiling.render import tile_bounds
 
     b = tile_bounds(z, x, y)
     idx = level.geometry.query(b)
@@ -130,7 +130,7 @@ def lib_mvt(level, z, x, y) -> bytes:
     """The peer: mapbox_vector_tile.encode with shapely polygons in tile coordinates."""
     import mapbox_vector_tile
 
-    from webmap.render import tile_bounds
+    from kantong.webmap.tiling.render import tile_bounds
 
     b = tile_bounds(z, x, y)
     idx = level.geometry.query(b)
@@ -147,8 +147,8 @@ def lib_mvt(level, z, x, y) -> bytes:
 
 
 def bench_inprocess(run_dir: Path, tiles: list[tuple[int, int, int]], k: int | None) -> None:
-    from webmap import create_app
-    from webmap.render import tile_bounds
+    from kantong.webmap import create_app
+    from kantong.webmap.tiling.render import tile_bounds
 
     print("\n## 1. In-process rendering (one thread), tiles holding published cells only")
     t0 = time.perf_counter()
@@ -163,8 +163,8 @@ def bench_inprocess(run_dir: Path, tiles: list[tuple[int, int, int]], k: int | N
     print(f"app + all indexes: {time.perf_counter() - t0:.2f} s")
     sample = [t for t in tiles if t[0] in (8, 10, 12)
               and len(svc.level(svc.resolution_for_zoom(t[0])).geometry.query(tile_bounds(*t)))]
-    from webmap.config import OUTLINE_MIN_ZOOM
-    from webmap.render import render_png
+    from kantong.webmap.config import OUTLINE_MIN_ZOOM
+    from kantong.webmap.tiling.render import render_png
 
     ours, naive, mpl, mvt_ours, mvt_lib, nfeat = [], [], [], [], [], []
     cells_by_res = {}
@@ -205,7 +205,8 @@ def bench_inprocess(run_dir: Path, tiles: list[tuple[int, int, int]], k: int | N
 
 def start_server(run_dir: Path, threads: int, cache_mb: int,
                  k: int | None) -> tuple[subprocess.Popen, str, int]:
-    cmd = [sys.executable, "-m", "engine.cli", "serve", "--run", str(run_dir), "--port", "0",
+    cmd = [sys.executable, "-m", "kantong.engine.cli.group", "serve", "--run", str(run_dir),
+    "--port", "0",
            "--threads", str(threads), "--cache-mb", str(cache_mb)]
     if k is not None:
         cmd += ["--min-households", str(k)]
@@ -311,7 +312,7 @@ def bench_http(run_dir: Path, tiles: list[tuple[int, int, int]], clients: int,
 
 def bench_cache_bound(run_dir: Path, bounds: tuple[float, float, float, float],
                       k: int | None) -> None:
-    from webmap import create_app
+    from kantong.webmap import create_app
 
     bound = 1024 * 1024
     app = create_app({"RUN_DIR": str(run_dir), "TILE_CACHE_BYTES": bound, "MIN_HOUSEHOLDS": k})
@@ -342,7 +343,7 @@ def main() -> None:
                     help="privacy threshold K (default: the run's)")
     args = ap.parse_args()
     run_dir = pick_run(args.run)
-    from engine.published import PublishedRun
+    from kantong.engine.publish.published import PublishedRun
 
     k = args.min_households
     run = PublishedRun(run_dir, min_households=k)

@@ -6,7 +6,8 @@ Compares
   * exactextract (exact coverage fractions, area-weighted);
   * pixel-centre indexing + bincount (every pixel centre indexed with h3ronpy, then
     ``pd.factorize`` and ``np.bincount``: the usual vectorised way);
-  * ours (``engine.zonal.zonal_stats``: cell edges scanned against pixel rows, prefix sums).
+  * ours (``kantong.engine.build.zonal.zonal_stats``: cell edges scanned against pixel rows, prefix
+  sums).
 
 The raster is synthetic: a smooth field plus noise over a Kalimantan-Barat-sized box at
 0.0025 deg (~275 m), EPSG:4326, with a nodata block. The cells are every resolution-7 cell
@@ -29,7 +30,8 @@ import rasterio
 import shapely
 from affine import Affine
 
-from engine import grid, zonal
+from kantong.engine.build import grid, zonal
+from kantong.engine.h3ids import uint64_to_cells
 
 HEIGHT, WIDTH, RES = 2290, 2400, 0.0025
 TRANSFORM = Affine(RES, 0, 108.8, 0, -RES, 2.63)
@@ -91,7 +93,7 @@ def main() -> None:
     targets = cells()
     n = targets.size
     print(f"raster {HEIGHT} x {WIDTH} = {HEIGHT * WIDTH / 1e6:.1f} M px, {n:,} res-7 cells")
-    polys = gpd.GeoDataFrame({"h3": grid.cells_to_strings(targets)},
+    polys = gpd.GeoDataFrame({"h3": uint64_to_cells(targets)},
                              geometry=grid.cell_polygons(targets), crs="EPSG:4326")
 
     zonal.zonal_stats(data, transform=TRANSFORM, crs="EPSG:4326", cells=targets[:100])  # warm

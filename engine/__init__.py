@@ -5,7 +5,7 @@ access) so that ``import engine`` and ``kantong --help`` stay fast.
 
 Examples
 --------
->>> import engine
+>>> import kantong.engine as engine
 >>> paths = engine.make_demo("demo", households=20_000)            # doctest: +SKIP
 >>> summary = engine.build_run(paths.households, out="run",
 ...                            facilities=paths.facilities,
@@ -16,48 +16,40 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-__version__ = "0.1.0"
+from kantong import __version__
+from kantong.engine._lazy import lazy_exports
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "Config": "engine.config",
-    "make_demo": "engine.demo",
-    "read_households": "engine.ingest",
-    "read_facilities": "engine.facilities",
-    "open_raster": "engine.rasters",
-    "build_run": "engine.build",
-    "households_to_cell_sums": "engine.grid",
-    "rollup_cells": "engine.grid",
-    "zonal_stats": "engine.zonal",
-    "TravelSurface": "engine.travel",
-    "gi_star": "engine.hotspots",
-    "find_pockets": "engine.pockets",
-    "write_pockets": "engine.pockets",
-    "score_cells": "engine.score",
-    "recommend_strategy": "engine.strategy",
-    "plan_sites": "engine.sites_run",
-    "greedy_cover": "engine.siting",
-    "exact_cover": "engine.siting",
-    "PublishedRun": "engine.published",
-    "export_layer": "engine.export",
-    "compare_runs": "engine.compare",
-    "write_comparison": "engine.compare",
+    "Config": "kantong.engine.config",
+    "make_demo": "kantong.engine.demo.make",
+    "read_households": "kantong.engine.inputs.households",
+    "read_facilities": "kantong.engine.inputs.facilities",
+    "open_raster": "kantong.engine.inputs.rasters",
+    "build_run": "kantong.engine.build.run",
+    "households_to_cell_sums": "kantong.engine.build.grid",
+    "rollup_cells": "kantong.engine.build.grid",
+    "zonal_stats": "kantong.engine.build.zonal",
+    "TravelSurface": "kantong.engine.build.travel",
+    "gi_star": "kantong.engine.pockets.hotspots",
+    "find_pockets": "kantong.engine.pockets.run",
+    "write_pockets": "kantong.engine.pockets.run",
+    "score_cells": "kantong.engine.pockets.score",
+    "recommend_strategy": "kantong.engine.pockets.strategy",
+    "plan_sites": "kantong.engine.sites.run",
+    "greedy_cover": "kantong.engine.sites.solvers",
+    "exact_cover": "kantong.engine.sites.solvers",
+    "PublishedRun": "kantong.engine.publish.published",
+    "export_layer": "kantong.engine.publish.export",
+    "compare_runs": "kantong.engine.compare.run",
+    "plot_pockets": "kantong.engine.pockets.run",
+    "plot_change_map": "kantong.engine.plots",
+    "plot_regency_ranking": "kantong.engine.plots",
+    "plot_regency_targets": "kantong.engine.plots",
+    "write_comparison": "kantong.engine.compare.run",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

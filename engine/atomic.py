@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InputError
+from kantong.engine.errors import InputError
 
 logger = logging.getLogger(__name__)
 

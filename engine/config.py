@@ -42,14 +42,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.constants import (
+from kantong.engine.constants import (
     DEFAULT_MIN_HOUSEHOLDS,
     DEFAULT_RESOLUTION,
     LOWEST_MIN_HOUSEHOLDS,
     MAX_RESOLUTION,
     MIN_RESOLUTION,
 )
-from engine.errors import ConfigError
+from kantong.engine.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.errors import InputError
+from kantong.engine.errors import InputError
 
 _ENV = "KANTONG_DATA_DIR"
 

@@ -3,7 +3,7 @@
 Every error a user can cause derives from :class:`EngineError`; those caused by
 bad input also derive from :class:`ValueError`. The CLI turns any
 ``EngineError`` into a one-line message and a non-zero exit code, and the web
-app maps them to HTTP status codes in one table (``webmap.errors``).
+app maps them to HTTP status codes in one table (``kantong.webmap.errors``).
 """
 
 from __future__ import annotations
@@ -51,3 +51,30 @@ class SolverError(EngineError):
 
 class KantongWarning(UserWarning):
     """Base class of warnings the engine issues."""
+
+
+def first_line(exc: BaseException) -> str:
+    r"""Return the first non-empty line of an exception's message, or its class name.
+
+    Third-party libraries (pyarrow, GDAL, pandas) raise multi-line messages; a user is
+    shown one line.
+
+    Parameters
+    ----------
+    exc : BaseException
+        Any exception.
+
+    Returns
+    -------
+    str
+        The first line of ``str(exc)`` (stripped), or ``type(exc).__name__`` when empty.
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad header\n  at byte 7"))
+    'bad header'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

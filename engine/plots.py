@@ -10,7 +10,7 @@ atomically as PNG.
 * :func:`plot_regency_ranking` - one regency indicator as a ranked bar chart.
 * :func:`plot_change_map` - cells coloured by a change, pocket groups outlined by status.
 
-The static map of pockets and priorities is :func:`engine.pockets.plot_pockets`
+The static map of pockets and priorities is :func:`kantong.engine.pockets.run.plot_pockets`
 (``kantong pockets --plot``); it is not duplicated here.
 """
 
@@ -28,9 +28,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from engine.atomic import atomic_path
-from engine.pocket_changes import STATUS_COLORS, STATUSES
-from engine.targets import TARGETS, Target
+from kantong.engine.atomic import atomic_path
+from kantong.engine.compare.pockets import STATUS_COLORS, STATUSES
+from kantong.engine.compare.targets import TARGETS, Target
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def plot_regency_targets(table: pd.DataFrame, path: str | Path | None = None, *,
     Parameters
     ----------
     table
-        The regency table of :func:`engine.targets.target_table` (``<key>_old`` and
+        The regency table of :func:`kantong.engine.compare.targets.target_table` (``<key>_old`` and
         ``<key>_new`` columns per target).
     path
         Write the PNG here (atomically) when given.
@@ -129,7 +129,7 @@ def plot_regency_ranking(regencies: pd.DataFrame, column: str = "extreme_rate",
     ----------
     regencies
         A regency table with ``regency_code``, ``regency_name`` and ``column`` (for example
-        :meth:`engine.published.PublishedRun.regencies`).
+        :meth:`kantong.engine.publish.published.PublishedRun.regencies`).
     column
         The indicator to rank by.
     path
@@ -175,7 +175,7 @@ def draw_regencies(ax, bounds: tuple[float, float, float, float], pad: float, *,
     ``only`` restricts the names (not the outlines) to these regency codes; ``with_codes``
     prefixes each name with its BPS code.
     """
-    from engine import boundaries
+    from kantong.engine.inputs import boundaries
 
     west, south, east, north = bounds
     regs = boundaries.regencies().cx[west - pad:east + pad, south - pad:north + pad]
@@ -210,11 +210,12 @@ def plot_change_map(cells: gpd.GeoDataFrame, pockets: gpd.GeoDataFrame,
     Parameters
     ----------
     cells
-        Cell changes (:func:`engine.compare.cell_changes`), EPSG:4326. Cells without a
+        Cell changes (:func:`kantong.engine.compare.run.cell_changes`), EPSG:4326. Cells without a
         value (published in one run only) are drawn light grey.
     pockets
-        Pocket changes (:func:`engine.pocket_changes.pocket_changes`), outlined in the status
-        colour (:data:`engine.pocket_changes.STATUS_COLORS`).
+        Pocket changes (:func:`kantong.engine.compare.pockets.pocket_changes`), outlined in the
+        status
+        colour (:data:`kantong.engine.compare.pockets.STATUS_COLORS`).
     path
         Write the PNG here (atomically) when given.
     column

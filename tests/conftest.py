@@ -76,9 +76,9 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Built once per session; tests only read it.
     """
-    from engine.config import Config
-    from engine.pockets import write_pockets
-    from engine.sites_run import plan_sites
+    from kantong.engine.config import Config
+    from kantong.engine.pockets.run import write_pockets
+    from kantong.engine.sites.run import plan_sites
 
     run = tmp_path_factory.mktemp("pipeline") / "run"
     make_run(run, seed=0)
@@ -99,7 +99,7 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def app(web_run: Path):
     """The web map app of ``web_run`` (TESTING, K = 10)."""
-    from webmap import create_app
+    from kantong.webmap import create_app
 
     return create_app({"TESTING": True, "RUN_DIR": str(web_run), "MIN_HOUSEHOLDS": 10})
 

@@ -2,7 +2,7 @@
 
 ``make_households`` draws a synthetic accepted-household frame around a centre point with
 planted poverty pockets; ``make_run`` aggregates it the naive way (pandas groupby, a test
-oracle independent of ``engine.grid``) into a run directory as described in
+oracle independent of ``kantong.engine.build.grid``) into a run directory as described in
 docs/architecture.md, so that stages downstream of the build can be tested alone.
 """
 
@@ -20,8 +20,8 @@ import rasterio
 import shapely
 from rasterio.transform import from_origin
 
-from engine import boundaries
-from engine.constants import DEPRIVATIONS, EQUAL_AREA, FACILITY_TYPES, WGS84
+from kantong.engine.constants import DEPRIVATIONS, EQUAL_AREA, FACILITY_TYPES, WGS84
+from kantong.engine.inputs import boundaries
 
 #: Inland Kalimantan Barat (Sanggau/Sekadau area), far from Pontianak.
 DEFAULT_CENTRE = (0.05, 110.75)

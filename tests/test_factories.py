@@ -1,6 +1,5 @@
 import geopandas as gpd
 import pandas as pd
-
 from factories import make_households, make_run
 
 

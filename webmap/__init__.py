@@ -2,10 +2,11 @@
 
 Usage::
 
-    from webmap import create_app
+    from kantong.webmap import create_app
     app = create_app({"RUN_DIR": "run"})      # or KANTONG_RUN_DIR=run in the environment
 
-The app reads the run only through :class:`engine.published.PublishedRun` (the privacy
+The app reads the run only through :class:`kantong.engine.publish.published.PublishedRun` (the
+privacy
 gate), kept in ``app.extensions["kantong"]``; the tile service (indexes, colour scales,
 tile cache) is ``app.extensions["kantong_tiles"]``. ``kantong serve`` runs it with waitress.
 """
@@ -19,13 +20,13 @@ from typing import Any
 
 from flask import Flask
 
-from engine.errors import ConfigError
-from engine.published import PublishedRun
-from webmap.cache import TileCache
-from webmap.config import DEFAULTS
-from webmap.errors import register_error_handlers
-from webmap.security import register_security_headers
-from webmap.service import TileService
+from kantong.engine.errors import ConfigError
+from kantong.engine.publish.published import PublishedRun
+from kantong.webmap.config import DEFAULTS
+from kantong.webmap.errors import register_error_handlers
+from kantong.webmap.security import register_security_headers
+from kantong.webmap.tiling.cache import TileCache
+from kantong.webmap.tiling.service import TileService
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Parameters
     ----------
     test_config
-        Configuration overriding the defaults (:data:`webmap.config.DEFAULTS`) and the
+        Configuration overriding the defaults (:data:`kantong.webmap.config.DEFAULTS`) and the
         ``KANTONG_*`` environment variables, e.g. ``{"RUN_DIR": path, "TESTING": True}``.
 
     Returns
@@ -83,16 +84,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_security_headers(app)
 
-    from webmap.api import bp as api_bp
-    from webmap.tiles import bp as tiles_bp
-    from webmap.viewer import bp as viewer_bp
+    from kantong.webmap.views.api import bp as api_bp
+    from kantong.webmap.views.tiles import bp as tiles_bp
+    from kantong.webmap.views.viewer import bp as viewer_bp
 
     app.register_blueprint(tiles_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(viewer_bp)
     compare_dir = app.config.get("COMPARE_RUN_DIR") or app.config.get("KANTONG_COMPARE_RUN_DIR")
-    if compare_dir:  # `kantong serve --compare OLD`: change layers (webmap/compare.py)
-        from webmap.compare import init_app as init_compare
+    if compare_dir:  # `kantong serve --compare OLD`: change layers (webmap/views/compare.py)
+        from kantong.webmap.views.compare import init_app as init_compare
 
         init_compare(app, compare_dir)
     logger.info("web map of run %s (K=%d)", run.run_id, run.min_households)

@@ -13,7 +13,7 @@ from typing import Final
 from flask import Flask, Response, current_app, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import (
+from kantong.engine.errors import (
     ConfigError,
     EmptyInputError,
     EngineError,

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``kantong`` CLI, one module each (see ``engine.cli.COMMANDS``)."""

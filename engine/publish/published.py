@@ -1,0 +1,591 @@
+"""The one gate between a (sensitive) run directory and anything published.
+
+:class:`PublishedRun` is a read-only, privacy-safe view of a run: the web map, the tile
+server, the API and ``kantong export`` read a run only through it. It applies the rules of
+:mod:`kantong.engine.publish.privacy` (minimum household count ``K``, complementary suppression
+over every
+H3 resolution, atom-consistent regency and pocket totals, withheld small site counts) and
+an allow-list of columns (:data:`PUBLIC_CELL_COLUMNS`): nothing else leaves the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from kantong.engine.config import check_min_households
+from kantong.engine.constants import (
+    CELLS_FILE,
+    DEFAULT_MIN_HOUSEHOLDS,
+    DEPRIVATIONS,
+    HOUSEHOLD_ID,
+    PERSONAL_FIELDS,
+    POCKETS_FILE,
+    ROLLUP_DIR,
+    SITES_DIR,
+    WGS84,
+)
+from kantong.engine.errors import InputError, RunError, first_line
+from kantong.engine.h3ids import canonical_cell
+from kantong.engine.publish import privacy
+from kantong.engine.rundir import read_manifest
+
+logger = logging.getLogger(__name__)
+
+#: Cell columns that may be published (when present in the run), in publication order.
+PUBLIC_CELL_COLUMNS: tuple[str, ...] = (
+    "h3", "resolution", "lon", "lat",
+    "province_code", "province_name", "regency_code", "regency_name", "regency_kemendagri_code",
+    "district_code", "district_name",
+    "households", "persons", "extreme_households", "extreme_persons", "extreme_rate",
+    "households_desil_1", "households_desil_2", "households_desil_3", "households_desil_4",
+    "households_village_located",
+    *(count for _, count, _ in DEPRIVATIONS.values()),
+    *(share for _, _, share in DEPRIVATIONS.values()),
+    "assistance_gap", "population",
+    "hot", "pocket_id", "priority", "rank_province", "rank_regency",
+    "geometry",
+)
+#: Column-name patterns that may also be published (run-dependent names).
+PUBLIC_CELL_PATTERNS: tuple[str, ...] = (
+    r"travel_min_[a-z0-9_]+",  # minutes to the nearest facility of a type
+    r"[a-z][a-z0-9_]*_mean",  # mean of a --raster NAME=TIF over the cell
+    r"contrib_[a-z0-9_]+",  # contribution of an indicator to the priority score
+)
+#: Public cell columns that are identifiers or positions, not map indicators.
+NON_INDICATORS = frozenset({"resolution", "lon", "lat", "pocket_id", "rank_province",
+                            "rank_regency"})
+#: Count columns of cells summed into published pocket totals (when present).
+POCKET_COUNT_COLUMNS: tuple[str, ...] = (
+    "households", "persons", "extreme_households", "extreme_persons",
+    "households_desil_1", "households_desil_2", "households_desil_3", "households_desil_4",
+    *(count for _, count, _ in DEPRIVATIONS.values()), "assistance_gap",
+)
+#: Columns of published pockets (run-dependent ``travel_min_<type>`` columns follow ``cells``).
+PUBLIC_POCKET_COLUMNS: tuple[str, ...] = (
+    "pocket_id", "regency_code", "regency_name", "cells", *POCKET_COUNT_COLUMNS,
+    "extreme_rate", *(share for _, _, share in DEPRIVATIONS.values()),
+    "strategy", "strategy_label", "priority", "rank", "rank_province", "rank_regency",
+    "lon", "lat", "geometry",
+)
+#: Pocket attributes taken as they are from pockets.parquet (labels and scores, not counts).
+_POCKET_PASSTHROUGH = ("strategy", "strategy_label", "priority", "rank", "rank_province",
+                       "rank_regency")
+#: Columns of published sites.
+PUBLIC_SITE_COLUMNS: tuple[str, ...] = (
+    "type", "rank", "new_extreme_households", "cumulative_extreme_households",
+    "covered_persons", "regency_code", "regency_name", "lon", "lat", "geometry",
+)
+#: Columns of the regency summary.
+REGENCY_COLUMNS: tuple[str, ...] = (
+    "regency_code", "regency_name", "households", "persons", "extreme_households",
+    "extreme_persons", "extreme_rate", "pockets", "cells",
+)
+
+_ROLLUP_RE = re.compile(r"cells_r(\d+)\.parquet")
+_SITES_RE = re.compile(r"sites_(.+)\.parquet")
+_BASE_COLUMNS = ("h3", "regency_code", "regency_name", "pocket_id", *POCKET_COUNT_COLUMNS)
+
+
+def is_public_cell_column(name: str) -> bool:
+    """Return whether a cell column may be published (allow-list plus patterns).
+
+    Examples
+    --------
+    >>> is_public_cell_column("travel_min_puskesmas"), is_public_cell_column("gi_z")
+    (True, False)
+    """
+    if name in PERSONAL_FIELDS or name == HOUSEHOLD_ID:
+        return False
+    if name in PUBLIC_CELL_COLUMNS:
+        return True
+    return any(re.fullmatch(p, name) for p in PUBLIC_CELL_PATTERNS)
+
+
+class PublishedRun:
+    """Privacy-safe view of a run directory; the only way webmap and exports read a run.
+
+    Parameters
+    ----------
+    run_dir
+        A run directory written by ``kantong build`` (see docs/architecture.md).
+    min_households
+        The minimum household count ``K``. Default: ``config.privacy.min_households`` in the
+        manifest, else :data:`~kantong.engine.constants.DEFAULT_MIN_HOUSEHOLDS`. Never below
+        :data:`~kantong.engine.constants.LOWEST_MIN_HOUSEHOLDS` (``ConfigError``).
+
+    Raises
+    ------
+    RunError
+        If ``run_dir`` holds no ``cells.parquet`` or its files break the contract.
+
+    Examples
+    --------
+    >>> pub = PublishedRun("run")  # doctest: +SKIP
+    >>> pub.cells(7, regency="6105").shape  # doctest: +SKIP
+    """
+
+    def __init__(self, run_dir: str | Path, *, min_households: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self._cells_path = self.run_dir / CELLS_FILE
+        if not self._cells_path.is_file():
+            raise RunError(f"{self.run_dir}: not a run directory ({CELLS_FILE} missing)")
+        self.manifest = read_manifest(self.run_dir)
+        self.run_id = str(self.manifest.get("run_id") or self.run_dir.name)
+        k = _manifest_min_households(self.manifest) if min_households is None else min_households
+        self.min_households = check_min_households(k)
+        self.base_resolution = _base_resolution(self._cells_path)
+        self._paths = {self.base_resolution: self._cells_path}
+        rollups = self.run_dir / ROLLUP_DIR
+        for path in sorted(rollups.glob("cells_r*.parquet")) if rollups.is_dir() else []:
+            m = _ROLLUP_RE.fullmatch(path.name)
+            if m and int(m.group(1)) < self.base_resolution:
+                self._paths[int(m.group(1))] = path
+        self.resolutions = sorted(self._paths)
+        self._lock = threading.RLock()
+        self._plan: privacy.SuppressionPlan | None = None
+        self._base: pd.DataFrame | None = None
+        self._levels: dict[int, pd.DataFrame] = {}
+        self._cells: dict[int, gpd.GeoDataFrame] = {}
+        self._index: dict[int, pd.Index] = {}
+        self._pockets: gpd.GeoDataFrame | None = None
+        self._pocket_totals: pd.DataFrame | None = None
+        self._sites: gpd.GeoDataFrame | None = None
+        self._regencies: pd.DataFrame | None = None
+        logger.info("published view of %s: resolutions %s, K=%d", self.run_dir,
+                    self.resolutions, self.min_households)
+
+    def __repr__(self) -> str:
+        return f"PublishedRun({str(self.run_dir)!r}, min_households={self.min_households})"
+
+    # ---- the plan -------------------------------------------------------------------------
+    @property
+    def plan(self) -> privacy.SuppressionPlan:
+        """The suppression plan of this run at this ``K`` (computed once, lazily)."""
+        with self._lock:
+            if self._plan is None:
+                for res in self.resolutions:
+                    cols = ["h3", "households", "regency_code"]
+                    if res == self.base_resolution:
+                        names = _schema_names(self._paths[res])
+                        cols = [c for c in names if c in _BASE_COLUMNS
+                                or c.startswith("travel_min_")]
+                    self._levels[res] = _read_columns(self._paths[res], cols)
+                self._base = self._levels[self.base_resolution]
+                self._plan = privacy.plan_suppression(self._levels,
+                                                      min_households=self.min_households)
+            return self._plan
+
+    def _base_frame(self) -> pd.DataFrame:
+        self.plan  # noqa: B018 (loads the frames)
+        assert self._base is not None
+        return self._base
+
+    # ---- cells ----------------------------------------------------------------------------
+    def cells(self, resolution: int | None = None, *, regency: str | None = None
+              ) -> gpd.GeoDataFrame:
+        """Return the published cells at ``resolution`` (default: the base resolution).
+
+        Parameters
+        ----------
+        resolution
+            One of :attr:`resolutions`.
+        regency
+            Keep only cells whose ``regency_code`` is this BPS code.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            EPSG:4326, only public columns, withheld cells absent (a copy).
+
+        Raises
+        ------
+        InputError
+            Unknown resolution or regency.
+        """
+        res = self._check_resolution(resolution)
+        with self._lock:
+            if res not in self._cells:
+                self._cells[res] = self._load_cells(res)
+            frame = self._cells[res]
+        if regency is not None:
+            frame = frame[frame["regency_code"] == self.check_regency(regency)]
+        return frame.copy()
+
+    def _load_cells(self, res: int) -> gpd.GeoDataFrame:
+        plan = self.plan
+        gdf = _read_geo(self._paths[res])
+        keep = plan.status[res].reindex(gdf["h3"].astype(str)).to_numpy() == privacy.PUBLISHED
+        gdf = gdf.loc[keep].reset_index(drop=True)
+        cols = [c for c in PUBLIC_CELL_COLUMNS if c in gdf.columns]
+        cols += [c for c in gdf.columns if c not in cols and is_public_cell_column(c)]
+        cols = [c for c in cols if c != "geometry"] + ["geometry"]
+        gdf = gdf[cols]
+        if "pocket_id" in gdf.columns:
+            published = self._pocket_table().index
+            pid = gdf["pocket_id"].astype("Int64")
+            gdf["pocket_id"] = pid.where(pid.isin(published))
+        for col, group in (("rank_province", "province_code"), ("rank_regency", "regency_code")):
+            if col in gdf.columns and len(gdf):  # ranks among the published cells only
+                ranks = gdf.groupby(group)[col] if group in gdf.columns else gdf[col]
+                gdf[col] = ranks.rank(method="min").astype("Int64")
+        withheld = plan.withheld_count(res)
+        logger.info("r%d: %d cells published, %d withheld (K=%d)", res, len(gdf), withheld,
+                    self.min_households)
+        return gdf
+
+    def cell(self, h3_id: str) -> dict | None:
+        """Return one published cell's attributes (no geometry), or ``None``.
+
+        Parameters
+        ----------
+        h3_id
+            An H3 cell id at any available resolution.
+
+        Returns
+        -------
+        dict or None
+            Column -> value with NaN/NA as ``None``; ``None`` if the id is invalid, at an
+            unavailable resolution, holds no households or is withheld.
+        """
+        h3_id = canonical_cell(h3_id)
+        if h3_id is None:
+            return None
+        res = h3.get_resolution(h3_id)
+        if res not in self._paths:
+            return None
+        if self.plan.status[res].get(h3_id) != privacy.PUBLISHED:
+            return None
+        with self._lock:
+            if res not in self._cells:
+                self._cells[res] = self._load_cells(res)
+            frame = self._cells[res]
+            if res not in self._index:
+                self._index[res] = pd.Index(frame["h3"].astype(str))
+            pos = self._index[res].get_indexer([h3_id])[0]
+        if pos < 0:
+            return None
+        row = frame.iloc[pos]
+        return {k: _plain(v) for k, v in row.items() if k != "geometry"}
+
+    def withheld(self, resolution: int | None = None, *, regency: str | None = None) -> int:
+        """Return how many cells holding households are withheld at ``resolution``.
+
+        Only the number is reported (for export summaries), never which cells.
+        """
+        res = self._check_resolution(resolution)
+        status = self.plan.status[res]
+        hidden = status.to_numpy() != privacy.PUBLISHED
+        if regency is not None:
+            code = self.check_regency(regency)
+            level = self._levels[res]
+            hidden &= level["regency_code"].astype("string").fillna("").to_numpy() == code
+        return int(hidden.sum())
+
+    def indicators(self) -> list[str]:
+        """Return the numeric public cell columns usable as map indicators (base resolution)."""
+        frame = self.cells(self.base_resolution).iloc[:0]
+        return [c for c in frame.columns if c not in NON_INDICATORS and c != "geometry"
+                and pd.api.types.is_numeric_dtype(frame[c])
+                and not pd.api.types.is_bool_dtype(frame[c])]
+
+    # ---- pockets --------------------------------------------------------------------------
+    def _pocket_table(self) -> pd.DataFrame:
+        with self._lock:
+            if self._pocket_totals is None:
+                base = self._base_frame()
+                travel = [c for c in base.columns if c.startswith("travel_min_")]
+                weighted = base.assign(**{c: base[c] * base["households"] for c in travel})
+                counts = tuple(c for c in POCKET_COUNT_COLUMNS if c in base.columns)
+                totals = privacy.pocket_totals(weighted, self.plan, columns=(*counts, *travel))
+                for c in travel:  # household-weighted mean over the published cells
+                    totals[c] = totals[c] / totals["households"]
+                src = self.run_dir / POCKETS_FILE
+                if src.is_file():
+                    ids = _read_columns(src, ["pocket_id"])["pocket_id"].dropna().astype("int64")
+                    totals = totals[totals.index.isin(ids)]
+                self._pocket_totals = totals
+            return self._pocket_totals
+
+    def pockets(self) -> gpd.GeoDataFrame:
+        """Return the published pockets: at least ``K`` households in published cells.
+
+        Counts are sums over the pocket's *published* cells and the outline is the union of
+        those cells, so a pocket total minus the published cells inside is always zero.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            :data:`PUBLIC_POCKET_COLUMNS` (those available), EPSG:4326 (a copy).
+        """
+        with self._lock:
+            if self._pockets is None:
+                self._pockets = self._load_pockets()
+            return self._pockets.copy()
+
+    def _load_pockets(self) -> gpd.GeoDataFrame:
+        totals = self._pocket_table()
+        cells = self.cells(self.base_resolution)
+        if totals.empty or "pocket_id" not in cells.columns:
+            return _empty_geo(PUBLIC_POCKET_COLUMNS)
+        cells = cells[cells["pocket_id"].notna()][["pocket_id", "geometry"]]
+        cells["pocket_id"] = cells["pocket_id"].astype("int64")
+        outline = cells.dissolve(by="pocket_id").reindex(totals.index)
+        out = totals.copy()
+        out["extreme_rate"] = _ratio(out["extreme_persons"], out["persons"])
+        for _, count, share in DEPRIVATIONS.values():
+            if count in out.columns:
+                out[share] = _ratio(out[count], out["households"])
+        names = self._regency_names()
+        out["regency_name"] = out["regency_code"].map(names).astype("string")
+        src = self.run_dir / POCKETS_FILE
+        if src.is_file():
+            names_in = _schema_names(src)
+            extra = [c for c in _POCKET_PASSTHROUGH if c in names_in]
+            attrs = _read_columns(src, ["pocket_id", *extra]).dropna(subset=["pocket_id"])
+            attrs = attrs.astype({"pocket_id": "int64"}).set_index("pocket_id")
+            out = out.join(attrs, how="left")
+            if "rank" in out.columns:  # ranks among the published pockets only
+                out["rank"] = out["rank"].rank(method="min").astype("Int64")
+            if "rank_province" in out.columns:  # province = first two digits of the BPS code
+                province = out["regency_code"].astype("string").str[:2].fillna("")
+                out["rank_province"] = (out.groupby(province)["rank_province"]
+                                        .rank(method="min").astype("Int64"))
+            if "rank_regency" in out.columns:
+                order = "rank_province" if "rank_province" in out.columns else "rank_regency"
+                out["rank_regency"] = (out.groupby("regency_code")[order]
+                                       .rank(method="min").astype("Int64"))
+        gdf = gpd.GeoDataFrame(out.reset_index(), geometry=outline.geometry.to_numpy(), crs=WGS84)
+        rep = gdf.geometry.representative_point()
+        gdf["lon"], gdf["lat"] = rep.x.to_numpy(), rep.y.to_numpy()
+        cols = [c for c in PUBLIC_POCKET_COLUMNS if c in gdf.columns and c != "geometry"]
+        cols += [c for c in gdf.columns if c.startswith("travel_min_")] + ["geometry"]
+        return gdf[cols].sort_values("pocket_id").reset_index(drop=True)
+
+    def pockets_withheld(self, *, regency: str | None = None) -> int:
+        """Return how many pockets of the run are withheld (fewer than ``K`` households).
+
+        With ``regency``, count only pockets whose households lie mostly in that regency.
+        Only the number is reported (for export summaries), never which pockets.
+        """
+        base = self._base_frame()
+        published = set(self._pocket_table().index)
+        if "pocket_id" not in base.columns:
+            return 0
+        cells = base.loc[base["pocket_id"].notna(), ["pocket_id", "regency_code", "households"]]
+        cells = cells.astype({"pocket_id": "int64"})
+        src = self.run_dir / POCKETS_FILE
+        if src.is_file():
+            known = _read_columns(src, ["pocket_id"])["pocket_id"].dropna().astype("int64")
+            cells = cells[cells["pocket_id"].isin(known)]
+        major = (cells.groupby(["pocket_id", "regency_code"])["households"].sum().reset_index()
+                 .sort_values(["pocket_id", "households"], ascending=[True, False], kind="stable")
+                 .drop_duplicates("pocket_id"))
+        if regency is not None:
+            major = major[major["regency_code"] == self.check_regency(regency)]
+        return int((~major["pocket_id"].isin(published)).sum())
+
+    # ---- sites ----------------------------------------------------------------------------
+    def sites(self) -> gpd.GeoDataFrame:
+        """Return all ``sites/sites_<type>.parquet`` concatenated, small counts withheld.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            :data:`PUBLIC_SITE_COLUMNS` (those available) with ``type`` from the file name;
+            counts below ``K`` (and cumulative counts from the first withheld rank on) are
+            null. Empty (with those columns) when the run has no sites.
+        """
+        with self._lock:
+            if self._sites is None:
+                self._sites = self._load_sites()
+            return self._sites.copy()
+
+    def _load_sites(self) -> gpd.GeoDataFrame:
+        folder = self.run_dir / SITES_DIR
+        frames = []
+        for path in sorted(folder.glob("sites_*.parquet")) if folder.is_dir() else []:
+            m = _SITES_RE.fullmatch(path.name)
+            if not m:
+                continue
+            gdf = _read_geo(path)
+            gdf["type"] = m.group(1)
+            frames.append(gdf[[c for c in PUBLIC_SITE_COLUMNS if c in gdf.columns]])
+        if not frames:
+            return _empty_geo(PUBLIC_SITE_COLUMNS)
+        sites = pd.concat(frames, ignore_index=True)
+        if "rank" not in sites.columns:
+            raise RunError(f"{folder}: sites files have no 'rank' column")
+        sites = privacy.withhold_site_counts(sites, min_households=self.min_households)
+        return gpd.GeoDataFrame(sites, geometry="geometry", crs=WGS84)
+
+    # ---- regencies ------------------------------------------------------------------------
+    def regencies(self) -> pd.DataFrame:
+        """Return the per-regency summary, consistent with the published cells.
+
+        Totals are sums of released atoms (published cells, residuals of published cells,
+        regency remainders of at least ``K`` households over at least two cells), so no
+        subtraction of published numbers isolates a withheld cell. They can be below the
+        administrative total by the households of unreleasable remainders.
+
+        Returns
+        -------
+        pandas.DataFrame
+            :data:`REGENCY_COLUMNS`, one row per regency with released households.
+        """
+        with self._lock:
+            if self._regencies is None:
+                self._regencies = self._load_regencies()
+            return self._regencies.copy()
+
+    def _load_regencies(self) -> pd.DataFrame:
+        cols = tuple(c for c in privacy.SUMMED_COUNTS if c in self._base_frame().columns)
+        sums = privacy.released_regency_totals(self._base_frame(), self.plan, columns=cols)
+        sums = sums[sums["households"] > 0]
+        pockets = self._pocket_table()["regency_code"].value_counts()
+        out = sums.reset_index()
+        out["regency_name"] = out["regency_code"].map(self._regency_names()).astype("string")
+        out["regency_code"] = out["regency_code"].astype("string")
+        out["extreme_rate"] = _ratio(out["extreme_persons"], out["persons"])
+        out["pockets"] = out["regency_code"].map(pockets).fillna(0).astype("int64")
+        return out[list(REGENCY_COLUMNS)].sort_values("regency_code").reset_index(drop=True)
+
+    def regency_totals(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Return released per-regency totals of any count ``columns`` of the base cells.
+
+        The same rule as :meth:`regencies` (sums of released atoms), for counts that
+        :meth:`regencies` does not carry, such as the deprivation counts of the programme
+        targets. Columns absent from the run are left out.
+
+        Parameters
+        ----------
+        columns : sequence of str
+            Count columns of the base cells (``households`` first is customary).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``regency_code``: one column per available count and ``cells``
+            (published base cells of the regency).
+        """
+        path = self._paths[self.base_resolution]
+        cols = tuple(c for c in columns if c in _schema_names(path))
+        base = _read_columns(path, ["h3", "regency_code", *cols])
+        return privacy.released_regency_totals(base, self.plan, columns=cols)
+
+    def regency_codes(self) -> list[str]:
+        """Return the regency codes present in the run (valid ``regency=`` filters)."""
+        codes = self._base_frame()["regency_code"].dropna().astype(str)
+        return sorted(set(codes))
+
+    def _regency_names(self) -> pd.Series:
+        base = self._base_frame()
+        if "regency_name" not in base.columns:
+            return pd.Series(dtype="string")
+        pairs = base[["regency_code", "regency_name"]].dropna().drop_duplicates("regency_code")
+        return pairs.set_index("regency_code")["regency_name"]
+
+    # ---- checks ---------------------------------------------------------------------------
+    def _check_resolution(self, resolution: int | None) -> int:
+        res = self.base_resolution if resolution is None else resolution
+        if res not in self._paths:
+            raise InputError(f"{self.run_dir}: resolution {resolution!r} not in this run "
+                             f"(available: {', '.join(map(str, self.resolutions))})")
+        return int(res)
+
+    def check_regency(self, regency: str) -> str:
+        """Return the normalised regency code, or raise ``InputError`` if not in the run."""
+        code = str(regency).strip()
+        known = self.regency_codes()
+        if code not in known:
+            shown = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "")
+            raise InputError(f"{self.run_dir}: regency {regency!r} not in this run "
+                             f"(known: {shown})")
+        return code
+
+
+
+def _manifest_min_households(manifest: dict) -> int:
+    for section in ("config", "parameters"):
+        block = manifest.get(section)
+        if isinstance(block, dict):
+            priv = block.get("privacy")
+            if isinstance(priv, dict) and "min_households" in priv:
+                return priv["min_households"]
+    return DEFAULT_MIN_HOUSEHOLDS
+
+
+def _base_resolution(path: Path) -> int:
+    ids = _read_columns(path, ["h3"])["h3"]
+    if ids.empty:
+        raise RunError(f"{path}: holds no cells")
+    first = str(ids.iloc[0])
+    if not h3.is_valid_cell(first):
+        raise RunError(f"{path}: column h3 holds invalid cell id {first!r}")
+    return h3.get_resolution(first)
+
+
+def _schema_names(path: Path) -> list[str]:
+    """Column names of a Parquet file; a corrupt or unreadable file is a ``RunError``."""
+    try:
+        return pq.read_schema(path).names
+    except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise RunError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
+
+
+
+def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    names = _schema_names(path)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise RunError(f"{path}: missing column(s) {missing}")
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (ValueError, OSError) as exc:
+        raise RunError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
+
+
+def _read_geo(path: Path) -> gpd.GeoDataFrame:
+    try:
+        gdf = gpd.read_parquet(path)
+    except (ValueError, OSError) as exc:
+        raise RunError(f"{path}: not a readable GeoParquet file ({exc})") from None
+    if gdf.crs is None:
+        raise RunError(f"{path}: layer has no CRS")
+    if gdf.crs.to_epsg() != 4326:
+        logger.info("reprojecting %s from %s to %s", path, gdf.crs, WGS84)
+        gdf = gdf.to_crs(WGS84)
+    return gdf
+
+
+def _empty_geo(columns: tuple[str, ...]) -> gpd.GeoDataFrame:
+    data = {c: pd.Series(dtype="object") for c in columns if c != "geometry"}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    num = num.astype("float64")
+    den = den.astype("float64")
+    return num / den.where(den > 0)
+
+
+def _plain(value: object) -> object:
+    """Convert numpy/pandas scalars to plain Python; NaN/NA to None."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,1 @@
+"""Page: assembly of the offline Folium (Leaflet) viewer page and its markers."""

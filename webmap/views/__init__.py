@@ -1,0 +1,1 @@
+"""Views: the Flask blueprints (``api``, ``tiles``, ``viewer``, ``compare``)."""
