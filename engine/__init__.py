@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "write_comparison": "kantong.engine.compare.run",
 }
 
-__all__ = ["__version__", *_EXPORTS]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+_names, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", *_names]

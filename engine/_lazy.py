@@ -11,30 +11,35 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> tuple[
-        Callable[[str], Any], Callable[[], list[str]]]:
-    """Return ``(__getattr__, __dir__)`` for a package whose names live in sub-modules.
+def lazy_exports(package: str, exports: dict[str, str] | None = None, **modules: str) -> tuple[
+        list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """Return ``(__all__, __getattr__, __dir__)`` for a package whose names live in sub-modules.
 
     Parameters
     ----------
     package : str
-        The package's ``__name__`` (used in error messages).
-    exports : dict of str to str
+        The package's ``__name__``.
+    exports : dict of str to str, optional
         Public name -> absolute name of the module that defines it.
+    **modules : str
+        Sub-module name (relative to ``package``) -> its public names, space-separated.
 
     Returns
     -------
-    tuple of callable
-        Module-level ``__getattr__`` and ``__dir__`` functions.
+    tuple
+        ``__all__`` (sorted names) and module-level ``__getattr__`` and ``__dir__`` functions.
 
     Examples
     --------
-    >>> get, names = lazy_exports("pkg", {"sqrt": "math"})
-    >>> get("sqrt")(9.0)
-    3.0
-    >>> names()
-    ['sqrt']
+    >>> names, get, listing = lazy_exports("os", {"sqrt": "math"}, path="join basename")
+    >>> names
+    ['basename', 'join', 'sqrt']
+    >>> get("sqrt")(9.0), get("join")("a", "b")
+    (3.0, 'a/b')
     """
+    exports = dict(exports or {})
+    for module, names in modules.items():
+        exports.update(dict.fromkeys(names.split(), f"{package}.{module}"))
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
@@ -45,4 +50,4 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[
     def __dir__() -> list[str]:
         return sorted(exports)
 
-    return __getattr__, __dir__
+    return sorted(exports), __getattr__, __dir__

@@ -5,21 +5,8 @@ Public names load lazily from their modules; see ``__all__``.
 
 from kantong.engine._lazy import lazy_exports
 
-_EXPORTS = {
-    "build_run": "kantong.engine.build.run",
-    "BuildSummary": "kantong.engine.build.run",
-    "households_to_cell_sums": "kantong.engine.build.grid",
-    "rollup_cells": "kantong.engine.build.grid",
-    "cell_polygons": "kantong.engine.build.grid",
-    "cell_centres": "kantong.engine.build.grid",
-    "StudyArea": "kantong.engine.build.placement",
-    "place_by_village": "kantong.engine.build.placement",
-    "TravelSurface": "kantong.engine.build.travel",
-    "StraightLine": "kantong.engine.build.travel",
-    "zonal_stats": "kantong.engine.build.zonal",
-    "cell_means": "kantong.engine.build.zonal",
-    "cell_population": "kantong.engine.build.zonal",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__, run="build_run BuildSummary",
+    grid="households_to_cell_sums rollup_cells cell_polygons cell_centres",
+    placement="StudyArea place_by_village", travel="TravelSurface StraightLine",
+    zonal="zonal_stats cell_means cell_population")

@@ -5,12 +5,6 @@ Public names load lazily from their modules; see ``__all__``.
 
 from kantong.engine._lazy import lazy_exports
 
-_EXPORTS = {
-    "make_demo": "kantong.engine.demo.make",
-    "DemoPaths": "kantong.engine.demo.make",
-    "make_partitioned_demo": "kantong.engine.demo.partitions",
-    "ensure_demo_run": "kantong.engine.demo.cached_run",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__, make="make_demo DemoPaths", partitions="make_partitioned_demo",
+    cached_run="ensure_demo_run")

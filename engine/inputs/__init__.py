@@ -5,18 +5,7 @@ Public names load lazily from their modules; see ``__all__``.
 
 from kantong.engine._lazy import lazy_exports
 
-_EXPORTS = {
-    "read_households": "kantong.engine.inputs.households",
-    "validate_households": "kantong.engine.inputs.households",
-    "IngestResult": "kantong.engine.inputs.households",
-    "read_facilities": "kantong.engine.inputs.facilities",
-    "FacilityResult": "kantong.engine.inputs.facilities",
-    "open_raster": "kantong.engine.inputs.rasters",
-    "RasterLayer": "kantong.engine.inputs.rasters",
-    "iter_tables": "kantong.engine.inputs.tables",
-    "is_partitioned": "kantong.engine.inputs.partitions",
-    "list_parts": "kantong.engine.inputs.partitions",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__, households="read_households validate_households IngestResult",
+    facilities="read_facilities FacilityResult", rasters="open_raster RasterLayer",
+    tables="iter_tables", partitions="is_partitioned list_parts")
