@@ -9,6 +9,12 @@ Example ``kantong.toml``::
     resolution = 8
 
     [pockets]
+    method = "scan"                 # "scan" (default) or "gistar"; docs/pockets.md
+    scan_max_k = 5                  # scan windows: H3 disks of radius 1..scan_max_k
+    scan_permutations = 99          # Monte Carlo permutations of the scan's null
+    scan_alpha = 0.01               # family-wise significance of a scan window
+    scan_cap_quantile = 0.99        # per-cell binomial cap of the scan's counts (0 = none)
+    scan_seed = 0                   # seed of the permutations
     k_ring = 1                      # neighbourhood of Gi*: H3 ring distance
     fdr = 0.05                      # Benjamini-Hochberg false discovery rate
     min_extreme_households = 20     # smallest pocket kept
@@ -73,6 +79,20 @@ class BuildConfig:
 class PocketConfig:
     """Parameters of hotspot detection and pocket clustering."""
 
+    #: Which statistic decides the hot cells: ``"scan"`` (Kulldorff scan over H3 k-ring
+    #: windows, permutation p-values) or ``"gistar"`` (Getis-Ord Gi* with BH). The default
+    #: and its evidence (planted-pocket benchmark) are in docs/pockets.md.
+    method: str = "scan"
+    #: Scan windows are the H3 disks of radius 1..``scan_max_k`` around every cell.
+    scan_max_k: int = 5
+    #: Monte Carlo permutations of the cells for the scan's null distribution.
+    scan_permutations: int = 99
+    #: Family-wise significance level of a scan window (and of a scan pocket).
+    scan_alpha: float = 0.01
+    #: Each cell's extreme-poor count enters the scan capped at this binomial quantile (0 = off).
+    scan_cap_quantile: float = 0.99
+    #: Seed of the permutations (the same input gives the same pockets).
+    scan_seed: int = 0
     k_ring: int = 1
     fdr: float = 0.05
     min_extreme_households: int = 20
@@ -95,6 +115,20 @@ class PocketConfig:
     auto_median_households: int = 10
 
     def __post_init__(self) -> None:
+        if self.method not in ("scan", "gistar"):
+            raise ConfigError(f"pockets.method must be \"scan\" or \"gistar\", got {self.method!r}")
+        if not 1 <= self.scan_max_k <= 10:
+            raise ConfigError(f"pockets.scan_max_k must be in 1..10, got {self.scan_max_k}")
+        if not 19 <= self.scan_permutations <= 9999:
+            raise ConfigError("pockets.scan_permutations must be in 19..9999, "
+                              f"got {self.scan_permutations}")
+        if not 0.0 < self.scan_alpha < 1.0:
+            raise ConfigError(f"pockets.scan_alpha must be in (0, 1), got {self.scan_alpha}")
+        if not 0.0 <= self.scan_cap_quantile < 1.0:
+            raise ConfigError("pockets.scan_cap_quantile must be in [0, 1) (0 = no cap), "
+                              f"got {self.scan_cap_quantile}")
+        if self.scan_seed < 0:
+            raise ConfigError(f"pockets.scan_seed must be >= 0, got {self.scan_seed}")
         if self.analysis_resolution != 0:
             check_resolution(self.analysis_resolution)
         if self.auto_median_households < 1:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,14 @@ from kantong.engine.config import Config
 from kantong.engine.constants import CELLS_FILE, POCKETS_FILE, POCKETS_GEOJSON, WGS84
 from kantong.engine.errors import RunError
 from kantong.engine.h3ids import cells_to_uint64
-from kantong.engine.pockets.contiguity import assign_pockets, dissolve_pockets
+from kantong.engine.pockets.contiguity import dissolve_pockets
+from kantong.engine.pockets.detect import Detection, detect_pockets
 from kantong.engine.pockets.hotspots import (
     HOTSPOT_COLUMNS,
     cells_resolution,
     choose_resolution,
     coarsen,
     eb_rate,
-    hot_cells,
 )
 from kantong.engine.pockets.score import (
     INDICATORS,
@@ -46,12 +45,12 @@ from kantong.engine.pockets.score import (
     score_cells,
 )
 from kantong.engine.pockets.strategy import explain_strategy
-from kantong.engine.rundir import merge_manifest
+from kantong.engine.rundir import Timer, merge_manifest
 
 logger = logging.getLogger(__name__)
 
 #: Columns the pockets stage adds to cells.parquet (dropped first on a re-run).
-CELL_COLUMNS = (*HOTSPOT_COLUMNS, "pocket_id", "priority",
+CELL_COLUMNS = (*HOTSPOT_COLUMNS, "scan_p", "pocket_id", "priority",
                 *(f"contrib_{name}" for name in INDICATORS), "rank_province", "rank_regency")
 
 _REQUIRED = ("h3", "households", "persons", "extreme_households", "extreme_persons", "geometry")
@@ -59,8 +58,8 @@ _REQUIRED = ("h3", "households", "persons", "extreme_households", "extreme_perso
 #: Leading columns of the pocket table, in order (the rest follow).
 _POCKET_ORDER = (
     "pocket_id", "strategy", "strategy_label", "priority", "rank_province", "rank_regency",
-    "cells", "analysis_resolution", "households", "extreme_households", "persons",
-    "extreme_persons", "extreme_rate",
+    "pocket_p", "confidence", "cells", "analysis_resolution", "households",
+    "extreme_households", "persons", "extreme_persons", "extreme_rate",
     "assistance_gap", "assistance_gap_share", "travel_min_mean", "infrastructure_deprivation",
     "dominant_deprivations", "province_code", "province_name", "regency_code", "regency_name",
     "regencies", "strategy_reason",
@@ -76,6 +75,28 @@ METHOD = {
     "pocket_ids": "1..P by extreme-poor households desc, households desc, smallest H3 id",
     "score": "weighted sum of indicators normalised to 0-1 (docs/pockets.md)",
 }
+#: How the default ``scan`` method decides hot cells (replaces ``statistic`` in the record).
+SCAN_METHOD = (
+    "Kulldorff scan, Poisson model, over the H3 disks of radius 1..scan_max_k around every "
+    "cell; counts capped per cell at the scan_cap_quantile binomial quantile; p-values from "
+    "a Gumbel fit to the maximum LLR over scan_permutations permutations of the cells; "
+    "significant windows (p <= scan_alpha) chosen by LLR without overlap")
+#: How each pocket's ``pocket_p`` and ``confidence`` are computed.
+POCKET_SIGNIFICANCE = (
+    "the pocket's Poisson LLR (capped counts) against the scan's permutation distribution of "
+    "the maximum window LLR (Gumbel fit); confidence high p <= 0.001, medium p <= 0.01, "
+    "else low")
+
+
+def _method_record(method: str) -> dict[str, str]:
+    """Describe the method actually used, for the manifest."""
+    record = dict(METHOD)
+    record["method"] = method
+    if method == "scan":
+        record["statistic"] = SCAN_METHOD
+        record["cell_statistics"] = "gi_z/gi_p/gi_q as for gistar, descriptive only"
+    record["pocket_significance"] = POCKET_SIGNIFICANCE
+    return record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,24 +156,48 @@ def _analyse(cells: gpd.GeoDataFrame, config: Config, *, source: str = "cells ta
         raise RunError(f"{source}: no cells, so no households to analyse")
     pc, sc = config.pockets, config.score
     cells = _clean(cells).reset_index(drop=True)
-    t0 = time.perf_counter()
+    timer = Timer()
+    with timer("hotspots"):
+        own, res, analysis, parent_of, found = _detect(cells, config)
+    with timer("pockets"):
+        out, pockets = _pocket_cells(cells, analysis, parent_of, own, res, found)
+    with timer("score_strategy"):
+        cell_score = score_cells(out, weights=dict(sc.weights), travel_cap_min=sc.travel_cap_min)
+        for col in cell_score.columns:
+            out[col] = cell_score[col]
+        ranks = rank_frame(out, out["priority"], tiebreak="h3")
+        out["rank_province"], out["rank_regency"] = ranks["rank_province"], ranks["rank_regency"]
+        pockets = _finish_pockets(pockets, config)
+    info = {"run_resolution": own, "analysis_resolution": res,
+            "analysis_cells": len(analysis), "weights": cell_score.attrs["weights"],
+            "timings": dict(timer.seconds), "method": pc.method,
+            "scan_windows": len(found.scan.windows)}
+    return out, pockets, info
+
+
+def _detect(cells: gpd.GeoDataFrame, config: Config) -> tuple[int, int, pd.DataFrame, Any,
+                                                               Detection]:
+    """Choose the analysis resolution, aggregate the cells to it and find the pockets."""
+    pc = config.pockets
     own = cells_resolution(cells["h3"].to_numpy())
     res = choose_resolution(cells, config=pc)
     if res == own:
         analysis, parent_of = cells[["h3", "households", "extreme_households"]], cells["h3"]
     else:
         analysis, parent_of = coarsen(cells, res)
-    hot = hot_cells(analysis, config=pc)
-    t1 = time.perf_counter()
-    pocket_id = assign_pockets(analysis, hot["hot"],
-                               min_extreme_households=pc.min_extreme_households,
-                               max_cells=pc.max_pocket_cells)
+    return own, res, analysis, parent_of, detect_pockets(analysis, config=pc)
+
+
+def _pocket_cells(cells: gpd.GeoDataFrame, analysis: pd.DataFrame, parent_of: Any, own: int,
+                  res: int, found: Detection) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Give every run cell its analysis cell's statistics and pocket; dissolve the pockets."""
+    hot, pocket_id = found.cells, found.pocket_id
     # every cell inherits the statistics and the pocket of its analysis cell
     pos = pd.Index(analysis["h3"]).get_indexer(np.asarray(parent_of, dtype=object))
     out = cells.copy()
     out["extreme_rate_eb"] = eb_rate(cells["extreme_households"].to_numpy(),
                                      cells["households"].to_numpy())
-    for col in ("gi_z", "gi_p", "gi_q", "hot"):
+    for col in ("gi_z", "gi_p", "gi_q", "scan_p", "hot"):
         out[col] = hot[col].to_numpy()[pos]
     out["pocket_id"] = pd.array(pocket_id.to_numpy()[pos], dtype="Int64")
     if res == own:
@@ -166,18 +211,10 @@ def _analyse(cells: gpd.GeoDataFrame, config: Config, *, source: str = "cells ta
             crs=WGS84)
     pockets = dissolve_pockets(out, hexagons=hexagons)
     pockets.insert(pockets.columns.get_loc("cells") + 1, "analysis_resolution", np.int8(res))
-    t2 = time.perf_counter()
-    cell_score = score_cells(out, weights=dict(sc.weights), travel_cap_min=sc.travel_cap_min)
-    for col in cell_score.columns:
-        out[col] = cell_score[col]
-    ranks = rank_frame(out, out["priority"], tiebreak="h3")
-    out["rank_province"], out["rank_regency"] = ranks["rank_province"], ranks["rank_regency"]
-    pockets = _finish_pockets(pockets, config)
-    t3 = time.perf_counter()
-    info = {"run_resolution": own, "analysis_resolution": res,
-            "analysis_cells": len(analysis), "weights": cell_score.attrs["weights"],
-            "timings": {"hotspots": t1 - t0, "pockets": t2 - t1, "score_strategy": t3 - t2}}
-    return out, pockets, info
+    sig = found.significance.reindex(pockets["pocket_id"].to_numpy())
+    pockets["pocket_p"] = sig["pocket_p"].to_numpy(dtype="float64")
+    pockets["confidence"] = pd.array(sig["confidence"].to_numpy(), dtype="string")
+    return out, pockets
 
 
 def _finish_pockets(pockets: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFrame:
@@ -282,21 +319,19 @@ def write_pockets(run_dir: Path, config: Config) -> PocketSummary:
         When the directory, ``cells.parquet`` or a required column is missing.
     """
     run_dir = Path(run_dir)
-    timings: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    cells = _read_cells(run_dir)
-    timings["read"] = time.perf_counter() - t0
+    timer = Timer()
+    with timer("read"):
+        cells = _read_cells(run_dir)
     cells_out, pockets, info = _analyse(cells, config, source=str(run_dir / CELLS_FILE))
-    timings.update(info["timings"])
-    t1 = time.perf_counter()
-    with atomic_path(run_dir / POCKETS_FILE) as tmp:
-        pockets.to_parquet(tmp, index=False)
-    with atomic_path(run_dir / POCKETS_GEOJSON) as tmp:
-        pockets.to_file(tmp, driver="GeoJSON", engine="pyogrio")
-    with atomic_path(run_dir / CELLS_FILE) as tmp:
-        cells_out.to_parquet(tmp, index=False)
-    timings["write"] = time.perf_counter() - t1
-    timings["total"] = time.perf_counter() - t0
+    timer.seconds.update(info["timings"])
+    with timer("write"):
+        with atomic_path(run_dir / POCKETS_FILE) as tmp:
+            pockets.to_parquet(tmp, index=False)
+        with atomic_path(run_dir / POCKETS_GEOJSON) as tmp:
+            pockets.to_file(tmp, driver="GeoJSON", engine="pyogrio")
+        with atomic_path(run_dir / CELLS_FILE) as tmp:
+            cells_out.to_parquet(tmp, index=False)
+    timings = {**timer.seconds, "total": timer.total()}
     in_pocket = cells_out["pocket_id"].notna()
     summary = PocketSummary(
         run_dir=run_dir, n_cells=len(cells_out),
@@ -312,7 +347,8 @@ def write_pockets(run_dir: Path, config: Config) -> PocketSummary:
     record = {
         "engine_version": __version__,
         "updated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "method": METHOD,
+        "method": _method_record(info["method"]),
+        "scan_windows": info["scan_windows"],
         "parameters": dataclasses.asdict(config.pockets),
         "run_resolution": info["run_resolution"],
         "analysis_resolution": info["analysis_resolution"],
