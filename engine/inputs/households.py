@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -36,28 +35,29 @@ from kantong.engine.constants import (
     PRECISION_VILLAGE,
     WGS84,
 )
-from kantong.engine.errors import CRSError, EmptyInputError, MissingColumnError
-from kantong.engine.inputs import boundaries
+from kantong.engine.errors import CRSError, EmptyInputError
+from kantong.engine.inputs.schema import FALSE_WORDS, TRUE_WORDS, Schema
 from kantong.engine.inputs.tables import GEOMETRY, iter_tables
+from kantong.engine.inputs.values import (
+    RowReasons,
+    blank_strings,
+    duplicates,
+    first_value,
+    parse_number,
+    take_strings,
+)
+from kantong.engine.inputs.village_codes import CodeSystem, codes_to_bps, detect_system
 
 logger = logging.getLogger(__name__)
 
-#: Canonical column -> accepted spellings (matched case-insensitively, first present wins).
+#: Canonical column -> accepted spellings of the built-in schema (see
+#: :meth:`~kantong.engine.inputs.schema.Schema.default`; names are compared normalised).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "household_id": ("household_id", "hh_id", "id_rumah_tangga", "id_keluarga", "idrt"),
-    "lon": ("lon", "longitude", "lng", "long", "x", "bujur"),
-    "lat": ("lat", "latitude", "y", "lintang"),
-    "desil": ("desil", "decile", "desil_kesejahteraan"),
-    "members": ("members", "jumlah_art", "household_size", "hh_size", "jumlah_anggota"),
-    "village_code": ("village_code", "kode_desa", "kode_kelurahan", "kode_desa_kelurahan",
-                     "desa_code"),
+    **Schema.default().columns,
     **{field: (field,) for field in DEPRIVATION_FIELDS},
 }
 #: Columns every register must hold (location: lon+lat, a point geometry or village_code).
 REQUIRED = ("household_id", "desil", "members", *DEPRIVATION_FIELDS)
-#: Spellings of booleans (compared after strip + lower-case).
-TRUE_WORDS = frozenset({"true", "t", "yes", "y", "ya", "1", "1.0"})
-FALSE_WORDS = frozenset({"false", "f", "no", "n", "tidak", "0", "0.0"})
 #: Largest household size accepted (the int16 range of the ``members`` column).
 MAX_MEMBERS = np.iinfo(np.int16).max
 #: Bounding box used to recognise swapped coordinates when no study area is given.
@@ -65,8 +65,6 @@ INDONESIA_BOUNDS = (94.5, -11.5, 141.5, 6.5)
 
 REJECT_COLUMNS = ("source", "row", "record_id", "reason")
 _TEXT = frozenset({"household_id", "village_code"})
-#: Village codes as read -> normalised BPS code (or None); grows with the distinct codes seen.
-_VILLAGE_MEMO: dict[str, str | None] = {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +77,8 @@ class IngestResult:
         ``household_id`` (string), ``lon``, ``lat`` (float64, EPSG:4326, always filled),
         ``desil`` (int8 1-4), ``members`` (int16 >= 1), ``village_code`` (string, BPS code
         or NA), ``location_precision`` (``"point"`` | ``"village"``), and one bool column per
-        :data:`kantong.engine.constants.DEPRIVATION_FIELDS`.
+        :data:`kantong.engine.constants.DEPRIVATION_FIELDS` the register holds (see
+        ``absent``).
     rejects
         ``source`` (file name), ``row`` (1-based record number), ``record_id``
         (``household_id`` as read, may be empty), ``reason``.
@@ -89,6 +88,14 @@ class IngestResult:
         Accepted households placed from their village code.
     source
         The path as given.
+    absent
+        Deprivation indicators the register does not hold (optional in its schema): not
+        in ``accepted`` at all, never filled in as false.
+    examples
+        ``{reason: one offending value}`` for reasons that have one (never a personal
+        field; ids are not repeated here).
+    village_codes
+        The village-code system decided for the file (``None`` without codes).
     """
 
     accepted: pd.DataFrame
@@ -96,10 +103,13 @@ class IngestResult:
     read: int
     village_located: int
     source: str
+    absent: tuple[str, ...] = ()
+    examples: dict[str, str] = field(default_factory=dict)
+    village_codes: CodeSystem | None = None
 
 
 def canonical_columns(names: list[str]) -> dict[str, str]:
-    """Map the columns of a file to canonical names; unknown and personal columns are left out.
+    """Map the columns of a file to canonical names with the built-in schema.
 
     Parameters
     ----------
@@ -109,212 +119,100 @@ def canonical_columns(names: list[str]) -> dict[str, str]:
     Returns
     -------
     dict
-        ``{name as read: canonical name}``. Where several spellings of one column are present
-        the earliest in :data:`ALIASES` wins (``lon`` before ``longitude`` before ``x``).
+        ``{name as read: canonical name}``; unknown and personal columns are left out.
+        Where several spellings of one column are present the earliest in :data:`ALIASES`
+        wins (``lon`` before ``longitude`` before ``x``).
     """
-    lowered: dict[str, str] = {}
-    for name in names:
-        lowered.setdefault(str(name).strip().lower(), name)
-    out = {}
-    for canonical, spellings in ALIASES.items():
-        for spelling in spellings:
-            if spelling in lowered:
-                out[lowered[spelling]] = canonical
-                break
-    return out
+    return Schema.default().resolve(names)
 
 
-def check_columns(present: set[str], *, source: str) -> None:
-    """Raise :class:`MissingColumnError` if canonical columns ``present`` lack a required one.
+def check_columns(present: set[str], *, source: str, columns: list[str] | None = None) -> None:
+    """Raise :class:`MissingColumnError` if canonical columns ``present`` cannot make a register.
 
-    ``present`` holds ``"geometry"`` when the source has a geometry column.
+    ``present`` holds ``"geometry"`` when the source has a geometry; ``columns`` (the
+    file's own names) are listed in the message with the closest matches.
     """
-    missing = [col for col in REQUIRED if col not in present]
-    if missing:
-        raise MissingColumnError(
-            f"{source}: missing required column(s) {', '.join(missing)} "
-            "(see docs/input-schema.md for accepted names)")
-    if ("lon" in present) != ("lat" in present):
-        have, lack = ("lon", "lat") if "lon" in present else ("lat", "lon")
-        raise MissingColumnError(f"{source}: has a {have} column but no {lack} column")
-    if not {"lon", GEOMETRY, "village_code"} & present:
-        raise MissingColumnError(
-            f"{source}: no location: needs lon/lat columns, a point geometry or village_code")
+    Schema.default().check(present, source=source, columns=columns)
 
 
-def iter_household_batches(path: str | Path, *, batch_rows: int = 1_000_000
+def iter_household_batches(path: str | Path, *, batch_rows: int | None = 1_000_000,
+                           schema: Schema | str | Path | None = None,
+                           sheet: str | int | None = None, header_row: int | None = None
                            ) -> Iterator[pd.DataFrame]:
-    """Stream a household file as raw batches with canonical column names.
+    """Stream a household file as raw batches with resolved column names.
 
     Parameters
     ----------
     path
-        CSV, Parquet/GeoParquet, or a vector file pyogrio reads.
+        CSV, Excel workbook, Parquet/GeoParquet, or a vector file pyogrio reads.
     batch_rows
         Rows per batch (Parquet by record batches via pyarrow, CSV by pandas chunks,
-        vector files by pyogrio Arrow batches).
+        vector files by pyogrio Arrow batches, workbooks by slices of the sheet).
+    schema
+        A :class:`~kantong.engine.inputs.schema.Schema`, a preset name (``"p3ke"``) or a
+        schema file; ``None`` for the built-in one.
+    sheet, header_row
+        Workbooks only: the sheet (name or 0-based index) and the 1-based header row;
+        detected when ``None``.
 
     Yields
     ------
     pandas.DataFrame or geopandas.GeoDataFrame
-        Only schema columns, renamed to canonical names (personal and unknown columns are
-        never read). Sources with a geometry yield GeoDataFrames in EPSG:4326 (reprojected
-        if needed). Values are not validated yet: pass each batch to
-        :func:`validate_households` with the running ``row_offset`` and a shared
-        ``seen_ids`` set.
-
-    Examples
-    --------
-    >>> seen, offset = set(), 0
-    >>> for batch in iter_household_batches("register.parquet"):      # doctest: +SKIP
-    ...     part = validate_households(batch, source="register.parquet",
-    ...                                row_offset=offset, seen_ids=seen)
-    ...     offset += len(batch)
+        Only schema columns, renamed (personal and unknown columns are never read).
+        Sources with a geometry yield GeoDataFrames in EPSG:4326 (reprojected if
+        needed). Values are not validated yet: pass each batch to
+        :func:`validate_households` with the same ``schema``, the running ``row_offset``
+        and a shared ``seen_ids`` set.
 
     Raises
     ------
     InputError, MissingColumnError, CRSError, EmptyInputError
         The file cannot be used at all (format, columns, CRS, zero rows).
+
+    Examples
+    --------
+    >>> seen, offset = set(), 0
+    >>> for batch in iter_household_batches("register.xlsx", schema="p3ke"):  # doctest: +SKIP
+    ...     part = validate_households(batch, source="register.xlsx", schema="p3ke",
+    ...                                row_offset=offset, seen_ids=seen)
+    ...     offset += len(batch)
     """
-    yield from iter_tables(path, batch_rows=batch_rows, resolve=canonical_columns,
-                           check=check_columns, text_columns=_TEXT,
-                           empty_message="holds no household rows")
+    schema = Schema.load(schema)
+    yield from iter_tables(path, batch_rows=batch_rows, resolve=schema.resolve,
+                           check=schema.check, text_columns=_text_columns(schema),
+                           empty_message="holds no household rows", sheet=sheet,
+                           header_row=header_row)
 
 
-class _Reasons:
-    """One reject reason per row, stored as small integer codes (0 = no reason yet)."""
-
-    def __init__(self, n: int) -> None:
-        self.code = np.zeros(n, dtype=np.int16)
-        self.labels: list[str] = [""]
-
-    def code_of(self, text: str) -> int:
-        if text not in self.labels:
-            self.labels.append(text)
-        return self.labels.index(text)
-
-    @property
-    def open(self) -> np.ndarray:
-        """Rows without a reason so far."""
-        return self.code == 0
-
-    def fail(self, mask: np.ndarray, text: str) -> None:
-        """Give ``text`` to the rows of ``mask`` that have no reason yet."""
-        hit = mask & (self.code == 0)
-        if hit.any():
-            self.code[hit] = self.code_of(text)
-
-    def suffix(self, mask: np.ndarray, text: str) -> None:
-        """Append ``text`` to the reasons of the rows of ``mask`` (which have one)."""
-        for old in np.unique(self.code[mask & (self.code > 0)]):
-            rows = mask & (self.code == old)
-            self.code[rows] = self.code_of(self.labels[old] + text)
-
-    def merge(self, other: _Reasons) -> None:
-        """Give the rows without a reason the reason ``other`` holds for them."""
-        for old in np.unique(other.code[other.code > 0]):
-            self.fail(other.code == old, other.labels[old])
-
-    def text(self, rows: np.ndarray) -> pd.Series:
-        """Return the reasons of ``rows`` as strings."""
-        return _take_strings(self.labels, self.code[rows].astype(np.int64))
+def _text_columns(schema: Schema) -> frozenset[str]:
+    """Batch columns read as text from CSV: ids, codes and every labelled indicator part."""
+    labelled = {schema.part_key(name, i) for name, ind in schema.indicators.items()
+                for i, part in enumerate(ind.parts) if part.true or part.kind == "count"}
+    return _TEXT | labelled
 
 
-def _take_strings(values: list[str] | np.ndarray, codes: np.ndarray) -> pd.Series:
-    """Return ``values[codes]`` as a pandas string Series (fast, via Arrow take)."""
-    taken = pa.array(np.asarray(values, dtype=object), type=pa.large_string()).take(
-        pa.array(codes, type=pa.int64()))
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([taken])))
+def _village_codes(s: pd.Series | None, n: int, system: CodeSystem | str, source: str
+                   ) -> tuple[pd.Series, np.ndarray, pd.Series, CodeSystem | None]:
+    """Return BPS village codes, the 'code given' mask, the code problems, the system.
 
-
-def _duplicates(ids: np.ndarray, blank: np.ndarray, seen_ids: set | None) -> np.ndarray:
-    """Return the rows whose id appeared before (in this batch or in ``seen_ids``).
-
-    Uses set operations (C loops) for the common case of no duplicates; ``seen_ids`` is
-    updated in place with this batch's ids.
+    Codes are NA where unusable; a problem (``unknown village_code`` ...) says why a given
+    code gives no village.
     """
-    out = np.zeros(ids.size, dtype=bool)
-    given = ids[~blank].tolist()
-    batch = set(given)
-    overlap = (seen_ids & batch) if seen_ids else set()
-    if len(batch) < len(given) or overlap:
-        series = pd.Series(ids, dtype=object)
-        out = (series.duplicated(keep="first").to_numpy() | series.isin(overlap).to_numpy())
-        out &= ~blank
-    if seen_ids is not None:
-        seen_ids |= batch
-    return out
-
-
-def blank_strings(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Return ``s`` as stripped strings (NA for blanks) and the blank mask."""
-    if pd.api.types.is_float_dtype(s.dtype):
-        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        integral = np.isfinite(values) & (values == np.round(values))
-        if integral[~np.isnan(values)].all():  # ids read as float because of blanks
-            s = pd.Series(pd.array(values, dtype="Float64").astype("Int64"), index=s.index)
-    out = s.astype("string").str.strip()
-    out = out.mask(out == "")
-    return out, out.isna().to_numpy()
-
-
-def _factorised(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """Return codes and unique values as stripped, lower-case strings (NA-safe)."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    return codes, pd.Series(uniques, dtype=object).astype("string").str.strip().str.lower()
-
-
-def _parse_number(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(values, blank, non_numeric)``: float64 values, NaN where unusable."""
-    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        values = s.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-        return values, np.isnan(values), np.zeros(len(s), dtype=bool)
-    codes, uniques = _factorised(s)
-    parsed = pd.to_numeric(uniques.mask(uniques == ""), errors="coerce")
-    parsed = np.append(parsed.to_numpy(dtype=np.float64, na_value=np.nan), np.nan)
-    blank_u = np.append((uniques.isna() | (uniques == "")).to_numpy(), True)
-    values, blank = parsed[codes], blank_u[codes]  # code -1 (NA) picks the appended entry
-    return values, blank, ~blank & np.isnan(values)
-
-
-def _parse_bool(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(values, blank, invalid)`` for a boolean column in any accepted spelling."""
-    n = len(s)
-    if pd.api.types.is_bool_dtype(s.dtype):
-        blank = s.isna().to_numpy()
-        return s.fillna(False).to_numpy(dtype=bool), blank, np.zeros(n, dtype=bool)
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        blank = np.isnan(v)
-        return v == 1, blank, ~blank & (v != 1) & (v != 0)
-    codes, uniques = _factorised(s)
-    truth = np.append(uniques.isin(TRUE_WORDS).to_numpy(), False)
-    falsity = np.append(uniques.isin(FALSE_WORDS).to_numpy(), False)
-    blank_u = np.append((uniques.isna() | (uniques == "")).to_numpy(), True)
-    values, blank = truth[codes], blank_u[codes]  # code -1 (NA) picks the appended entry
-    return values, blank, ~blank & ~values & ~falsity[codes]
-
-
-def _village_codes(s: pd.Series | None, n: int) -> tuple[pd.Series, np.ndarray]:
-    """Return normalised BPS village codes (NA where unusable) and the 'code given' mask."""
     if s is None:
-        return pd.Series(pd.array([None] * n, dtype="string")), np.zeros(n, dtype=bool)
+        na = pd.Series(pd.array([None] * n, dtype="string"))
+        return na, np.zeros(n, dtype=bool), na, None
     raw, blank = blank_strings(s)
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    uniques = np.asarray(uniques, dtype=object)
-    new = [code for code in uniques if code not in _VILLAGE_MEMO]
-    if new:
-        normal = boundaries.normalise_village_codes(pd.Series(new, dtype="string"))
-        _VILLAGE_MEMO.update(zip(new, normal.to_numpy(dtype=object, na_value=None), strict=True))
-    lookup = [_VILLAGE_MEMO[code] for code in uniques] + [None]  # blanks -> None
-    return _take_strings(lookup, np.where(codes < 0, len(lookup) - 1, codes)), ~blank
+    decided = system if isinstance(system, CodeSystem) else detect_system(
+        raw, source=source, system=system)
+    bps, why = codes_to_bps(raw, decided)
+    return bps, ~blank, why, decided
 
 
 def _coordinates(frame: pd.DataFrame, geometry: gpd.GeoSeries | None
-                 ) -> tuple[np.ndarray, np.ndarray, _Reasons]:
+                 ) -> tuple[np.ndarray, np.ndarray, RowReasons]:
     """Return lon, lat and a first reason (missing / non-numeric / non-point) per row."""
     n = len(frame)
-    reason = _Reasons(n)
+    reason = RowReasons(n)
     if geometry is not None:
         geoms = geometry.to_numpy()
         empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
@@ -329,14 +227,14 @@ def _coordinates(frame: pd.DataFrame, geometry: gpd.GeoSeries | None
     if "lon" not in frame:
         reason.fail(np.ones(n, dtype=bool), "missing coordinates")
         return np.full(n, np.nan), np.full(n, np.nan), reason
-    lon, lon_blank, lon_bad = _parse_number(frame["lon"])
-    lat, lat_blank, lat_bad = _parse_number(frame["lat"])
+    lon, lon_blank, lon_bad = parse_number(frame["lon"])
+    lat, lat_blank, lat_bad = parse_number(frame["lat"])
     reason.fail(lon_blank | lat_blank, "missing coordinates")
     reason.fail(lon_bad | lat_bad, "non-numeric coordinates")
     return lon, lat, reason
 
 
-def _locate(lon: np.ndarray, lat: np.ndarray, reason: _Reasons, area: StudyArea | None) -> None:
+def _locate(lon: np.ndarray, lat: np.ndarray, reason: RowReasons, area: StudyArea | None) -> None:
     """Complete ``reason`` (no reason = usable point) with range, swap and study-area checks."""
     usable = reason.open
     with np.errstate(invalid="ignore"):
@@ -381,24 +279,32 @@ def _resolve_area(study_area: gpd.GeoDataFrame | StudyArea | BaseGeometry | None
 
 def validate_households(raw: pd.DataFrame, *, source: str, row_offset: int = 0,
                         study_area: gpd.GeoDataFrame | StudyArea | BaseGeometry | None = None,
-                        seen_ids: set | None = None) -> IngestResult:
+                        seen_ids: set | None = None, schema: Schema | str | Path | None = None,
+                        village_codes: CodeSystem | str = "auto") -> IngestResult:
     """Validate one batch of household rows.
 
     Parameters
     ----------
     raw
-        A batch from :func:`iter_household_batches`, or any frame with the schema columns
-        (aliases and any letter case accepted; other columns are dropped).
+        A batch from :func:`iter_household_batches`, or any frame with the schema's
+        columns (file spellings accepted; other columns are dropped).
     source
         Path of the file the batch comes from (rejects carry its file name).
     row_offset
         Rows of the file before this batch (record numbers are ``row_offset + 1 ...``).
     study_area
-        Polygons (any CRS) or a prepared :class:`~kantong.engine.build.placement.StudyArea`; points
-        outside are unusable.
+        Polygons (any CRS) or a prepared :class:`~kantong.engine.build.placement.StudyArea`;
+        points outside are unusable.
     seen_ids
         Household ids of earlier batches. Updated in place with this batch's ids, so a
         later duplicate of an id is rejected whatever batch it is in.
+    schema
+        Column and label mapping (a :class:`~kantong.engine.inputs.schema.Schema`, a preset
+        name or a schema file; ``None`` for the built-in one).
+    village_codes
+        ``"auto"`` (decide the code system from this batch's codes), ``"bps"``,
+        ``"kemendagri"``, or the :class:`~kantong.engine.inputs.village_codes.CodeSystem` of
+        an earlier batch of the same file (see :mod:`kantong.engine.inputs.village_codes`).
 
     Returns
     -------
@@ -409,6 +315,8 @@ def validate_households(raw: pd.DataFrame, *, source: str, row_offset: int = 0,
     ------
     MissingColumnError
         A required column is absent.
+    InputError
+        The village codes are ambiguous between the two code systems.
 
     Examples
     --------
@@ -416,37 +324,46 @@ def validate_households(raw: pd.DataFrame, *, source: str, row_offset: int = 0,
     >>> result.read == len(result.accepted) + len(result.rejects)     # doctest: +SKIP
     True
     """
+    schema = Schema.load(schema)
     geometry = _geometry_of(raw, source)
-    names = canonical_columns([c for c in raw.columns if geometry is None or c != geometry.name])
-    check_columns(set(names.values()) | ({GEOMETRY} if geometry is not None else set()),
-                  source=source)
+    names = _batch_columns([c for c in raw.columns if geometry is None or c != geometry.name],
+                           schema)
+    present = set(names.values()) | ({GEOMETRY} if geometry is not None else set())
+    schema.check(present, source=source, columns=list(raw.columns))
     frame = pd.DataFrame(raw[list(names)]).rename(columns=names).reset_index(drop=True)
+    fields, absent = schema.present_fields(present)
     n = len(frame)
     area = _resolve_area(study_area)
-    reasons = _Reasons(n)
+    reasons = RowReasons(n)
 
     ids, id_blank = blank_strings(frame[HOUSEHOLD_ID])
     ids_obj = ids.to_numpy(dtype=object, na_value=None)
     reasons.fail(id_blank, "missing household_id")
-    reasons.fail(_duplicates(ids_obj, id_blank, seen_ids), "duplicate household_id")
+    reasons.fail(duplicates(ids_obj, id_blank, seen_ids), "duplicate household_id")
 
-    desil, blank, bad = _parse_number(frame["desil"])
-    reasons.fail(blank, "missing desil")
-    reasons.fail(bad | ~np.isin(desil, DESIL_VALUES), "invalid desil")
-    members, blank, bad = _parse_number(frame["members"])
+    desil = schema.read_desil(frame["desil"])
+    reasons.fail(desil.blank, "missing desil")
+    reasons.fail(desil.invalid | ~np.isin(desil.values, DESIL_VALUES), "invalid desil",
+                 desil.example)
+    members, blank, bad = parse_number(frame["members"])
     reasons.fail(blank, "missing members")
     with np.errstate(invalid="ignore"):
-        reasons.fail(bad | ~((members >= 1) & (members <= MAX_MEMBERS)
-                             & (members == np.round(members))), "invalid members")
+        wrong = bad | ~((members >= 1) & (members <= MAX_MEMBERS)
+                        & (members == np.round(members)))
+    reasons.fail(wrong, "invalid members", first_value(frame["members"], wrong & ~blank))
     flags = {}
-    for field in DEPRIVATION_FIELDS:
-        flags[field], blank, bad = _parse_bool(frame[field])
-        reasons.fail(blank, f"missing {field}")
-        reasons.fail(bad, f"invalid {field}")
+    for name in DEPRIVATION_FIELDS:
+        if name not in fields:
+            continue
+        got = schema.read_indicator(frame, name)
+        flags[name] = got.values
+        reasons.fail(got.blank, f"missing {name}")
+        reasons.fail(got.invalid, f"invalid {name}", got.example)
 
     lon, lat, where = _coordinates(frame, geometry)
     _locate(lon, lat, where, area)
-    village, code_given = _village_codes(frame.get("village_code"), n)
+    village, code_given, code_problem, system = _village_codes(
+        frame.get("village_code"), n, village_codes, source)
     village_ok = village.notna().to_numpy()
     place = reasons.open & ~where.open & village_ok
     if place.any():
@@ -461,7 +378,12 @@ def validate_households(raw: pd.DataFrame, *, source: str, row_offset: int = 0,
         where.code[rows[placed_ok]] = 0
         where.code[rows[~placed_ok]] = where.code_of("outside study area")
         place[rows[~placed_ok]] = False
-    where.suffix(~where.open & code_given & ~village_ok, "; unknown village_code")
+    unusable = ~where.open & code_given & ~village_ok
+    for problem in code_problem[unusable].dropna().unique():
+        rows = unusable & code_problem.eq(problem).to_numpy(dtype=bool, na_value=False)
+        where.suffix(rows, f"; {problem}")
+        if "village_code" in frame:
+            where.examples.setdefault(problem, first_value(frame["village_code"], rows))
     reasons.merge(where)
 
     ok = reasons.open
@@ -469,12 +391,12 @@ def validate_households(raw: pd.DataFrame, *, source: str, row_offset: int = 0,
         HOUSEHOLD_ID: ids[ok].reset_index(drop=True),
         "lon": lon[ok],
         "lat": lat[ok],
-        "desil": desil[ok].astype(np.int8),
+        "desil": desil.values[ok].astype(np.int8),
         "members": members[ok].astype(np.int16),
         "village_code": village[ok].reset_index(drop=True),
-        "location_precision": _take_strings([PRECISION_POINT, PRECISION_VILLAGE],
-                                            place[ok].astype(np.int64)),
-        **{field: values[ok] for field, values in flags.items()},
+        "location_precision": take_strings([PRECISION_POINT, PRECISION_VILLAGE],
+                                           place[ok].astype(np.int64)),
+        **{name: values[ok] for name, values in flags.items()},
     })
     bad_rows = np.flatnonzero(~ok)
     rejects = pd.DataFrame({
@@ -483,24 +405,74 @@ def validate_households(raw: pd.DataFrame, *, source: str, row_offset: int = 0,
         "record_id": pd.array(ids_obj[bad_rows], dtype="string").fillna(""),
         "reason": reasons.text(bad_rows),
     })
+    examples = reasons.used_examples()
+    for reason in pd.unique(rejects["reason"]):  # "<coordinate reason>; <code problem>"
+        base, _, problem = str(reason).partition("; ")
+        if problem and reason not in examples and problem in where.examples:
+            examples[reason] = where.examples[problem]
     return IngestResult(accepted=accepted, rejects=rejects, read=n,
-                        village_located=int(place.sum()), source=str(source))
+                        village_located=int(place.sum()), source=str(source),
+                        absent=tuple(absent), examples=examples, village_codes=system)
+
+
+def _batch_columns(columns: list[str], schema: Schema) -> dict[str, str]:
+    """Map a batch's columns to batch keys: keys already resolved stay, others resolve."""
+    keys = schema.wanted()
+    out = {c: c for c in columns if c in keys}
+    taken = set(out.values())
+    for src, key in schema.resolve([c for c in columns if c not in keys]).items():
+        if key not in taken:
+            out[src] = key
+            taken.add(key)
+    return out
+
+
+def summarise_rejects(rejects: pd.DataFrame, examples: dict[str, str], *, top: int = 3) -> str:
+    """Return the ``top`` commonest reject reasons with their counts and one example each.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> r = pd.DataFrame({"reason": ["invalid desil"] * 2 + ["missing members"]})
+    >>> summarise_rejects(r, {"invalid desil": "Desil 9"})
+    "invalid desil (2, e.g. 'Desil 9'), missing members (1)"
+    """
+    if len(rejects) == 0:
+        return ""
+    counts = rejects["reason"].value_counts().head(top)
+    parts = []
+    for reason, count in counts.items():
+        example = examples.get(str(reason))
+        parts.append(f"{reason} ({count:,}, e.g. {example!r})" if example
+                     else f"{reason} ({count:,})")
+    return ", ".join(parts)
 
 
 def read_households(path: str | Path, *,
                     study_area: gpd.GeoDataFrame | StudyArea | BaseGeometry | None = None,
-                    chunk_rows: int | None = None) -> IngestResult:
+                    chunk_rows: int | None = None, schema: Schema | str | Path | None = None,
+                    sheet: str | int | None = None, header_row: int | None = None,
+                    village_codes: str = "auto") -> IngestResult:
     """Read and validate a household register file.
 
     Parameters
     ----------
     path
-        CSV, Parquet/GeoParquet, GeoJSON, GeoPackage or any vector format pyogrio reads.
+        CSV, Excel workbook, Parquet/GeoParquet, GeoJSON, GeoPackage or any vector format
+        pyogrio reads.
     study_area
         Polygons (any CRS); points outside are unusable (placed from the village code
         when it is valid, else rejected).
     chunk_rows
         Validate in batches of this many rows (bounded memory); ``None`` reads at once.
+    schema
+        Column and label mapping: a preset name (``"p3ke"``), a schema file, or ``None``.
+    sheet, header_row
+        Workbooks: sheet name or 0-based index, and 1-based header row (else detected).
+    village_codes
+        ``"auto"``, ``"bps"`` or ``"kemendagri"`` (see
+        :mod:`kantong.engine.inputs.village_codes`). The system decided on the first batch
+        holds for the whole file.
 
     Returns
     -------
@@ -515,36 +487,62 @@ def read_households(path: str | Path, *,
     Examples
     --------
     >>> from kantong.engine.inputs.boundaries import province_polygon
-    >>> result = read_households("households.csv",
+    >>> result = read_households("p3ke.xlsx", schema="p3ke",
     ...                          study_area=province_polygon("61"))  # doctest: +SKIP
     >>> result.accepted.columns[:4].tolist()                         # doctest: +SKIP
     ['household_id', 'lon', 'lat', 'desil']
     """
+    schema = Schema.load(schema)
     area = _resolve_area(study_area)
     # one batch when chunk_rows is None: duplicates are found within it, no id set needed
     seen: set | None = set() if chunk_rows is not None else None
     parts: list[IngestResult] = []
     offset = 0
-    for batch in iter_tables(path, batch_rows=chunk_rows, resolve=canonical_columns,
-                             check=check_columns, text_columns=_TEXT,
-                             empty_message="holds no household rows"):
-        parts.append(validate_households(batch, source=str(path), row_offset=offset,
-                                         study_area=area, seen_ids=seen))
+    system: CodeSystem | str = village_codes
+    for batch in iter_household_batches(path, batch_rows=chunk_rows, schema=schema,
+                                        sheet=sheet, header_row=header_row):
+        part = validate_households(batch, source=str(path), row_offset=offset,
+                                   study_area=area, seen_ids=seen, schema=schema,
+                                   village_codes=system)
+        parts.append(part)
+        system = lock_code_system(system, part)
         offset += len(batch)
     if offset == 0:
         raise EmptyInputError(f"{path}: holds no household rows")
+    result = combine_results(parts, source=str(path))
+    logger.info("%s: %d rows read, %d accepted (%d placed from village code), %d rejected",
+                path, result.read, len(result.accepted), result.village_located,
+                len(result.rejects))
+    if len(result.accepted) == 0:
+        logger.warning("%s: every household row was rejected; most common: %s", path,
+                       summarise_rejects(result.rejects, result.examples))
+    return result
+
+
+def lock_code_system(current: CodeSystem | str, part: IngestResult) -> CodeSystem | str:
+    """Return the code system later batches of a file use: the first one decided."""
+    if isinstance(current, CodeSystem) or part.village_codes is None \
+            or part.village_codes.system == "none":
+        return current
+    return part.village_codes
+
+
+def combine_results(parts: list[IngestResult], *, source: str) -> IngestResult:
+    """Concatenate the results of the batches of one file."""
     accepted = pd.concat([p.accepted for p in parts], ignore_index=True) if len(parts) > 1 \
         else parts[0].accepted
     rejects = pd.concat([p.rejects for p in parts], ignore_index=True) if len(parts) > 1 \
         else parts[0].rejects
-    located = sum(p.village_located for p in parts)
-    logger.info("%s: %d rows read, %d accepted (%d placed from village code), %d rejected",
-                path, offset, len(accepted), located, len(rejects))
-    if len(accepted) == 0:
-        logger.warning("%s: every household row was rejected", path)
-    return IngestResult(accepted=accepted, rejects=rejects, read=offset,
-                        village_located=located, source=str(path))
+    examples: dict[str, str] = {}
+    for p in parts:
+        for k, v in p.examples.items():
+            examples.setdefault(k, v)
+    system = next((p.village_codes for p in parts if p.village_codes is not None), None)
+    return IngestResult(accepted=accepted, rejects=rejects, read=sum(p.read for p in parts),
+                        village_located=sum(p.village_located for p in parts), source=source,
+                        absent=parts[0].absent, examples=examples, village_codes=system)
 
 
-__all__ = ["ALIASES", "REQUIRED", "IngestResult", "canonical_columns", "check_columns",
-           "iter_household_batches", "read_households", "validate_households"]
+__all__ = ["ALIASES", "FALSE_WORDS", "REQUIRED", "TRUE_WORDS", "IngestResult",
+           "canonical_columns", "check_columns", "combine_results", "iter_household_batches",
+           "lock_code_system", "read_households", "summarise_rejects", "validate_households"]

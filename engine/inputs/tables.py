@@ -33,6 +33,7 @@ import shapely
 
 from kantong.engine.constants import WGS84
 from kantong.engine.errors import CRSError, EmptyInputError, InputError, first_line
+from kantong.engine.inputs.excel import EXCEL_SUFFIXES, iter_excel
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ codecs.register_error(_CP1252_FALLBACK, _cp1252_fallback)
 
 
 def table_kind(path: Path) -> str:
-    """Return ``"csv"``, ``"parquet"`` or ``"vector"`` from the file name."""
+    """Return ``"csv"``, ``"excel"``, ``"parquet"`` or ``"vector"`` from the file name."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in _COMPRESSED:
         suffixes = suffixes[:-1]
@@ -77,6 +78,8 @@ def table_kind(path: Path) -> str:
         return "csv"
     if last in PARQUET_SUFFIXES:
         return "parquet"
+    if last in EXCEL_SUFFIXES:
+        return "excel"
     return "vector"
 
 
@@ -145,7 +148,7 @@ def _iter_csv(path: Path, batch_rows: int | None, resolve: Resolve, check: Check
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable CSV file ({first_line(exc)})") from None
     mapping = resolve(names)
-    check(set(mapping.values()), source=str(path))
+    check(set(mapping.values()), source=str(path), columns=names)
     options |= {"usecols": list(mapping), "chunksize": batch_rows or _WHOLE,
                 "dtype": {orig: "str" for orig, canon in mapping.items() if canon in text}}
     warned = [False]
@@ -225,13 +228,14 @@ def _iter_parquet(path: Path, batch_rows: int | None, resolve: Resolve, check: C
     geo_raw = (schema.metadata or {}).get(b"geo")
     geo = json.loads(geo_raw) if geo_raw else None
     geom_names = set(geo.get("columns", {})) if geo else set()
-    mapping = resolve([n for n in schema.names if n not in geom_names])
+    names = [n for n in schema.names if n not in geom_names]
+    mapping = resolve(names)
     geom_col = crs = encoding = None
     present = set(mapping.values())
     if geo:
         geom_col, crs, encoding = parquet_geometry(path, geo)
         present.add(GEOMETRY)
-    check(present, source=str(path))
+    check(present, source=str(path), columns=names)
     columns = list(mapping) + ([geom_col] if geom_col else [])
     try:
         if batch_rows is None:
@@ -264,10 +268,11 @@ def _iter_vector(path: Path, batch_rows: int | None, resolve: Resolve, check: Ch
         logger.info("%s holds %d layers; reading the first, %r", path, len(layers), layer)
     if info["features"] == 0:
         return  # iter_tables raises EmptyInputError (a layer without features has no schema)
-    mapping = resolve([str(f) for f in info["fields"]])
+    names = [str(f) for f in info["fields"]]
+    mapping = resolve(names)
     has_geom = info["geometry_type"] is not None
     present = set(mapping.values()) | ({GEOMETRY} if has_geom else set())
-    check(present, source=str(path))
+    check(present, source=str(path), columns=names)
     if has_geom and info["crs"] is None:
         raise CRSError(f"{path}: layer {layer!r} has no CRS")
     try:
@@ -295,27 +300,33 @@ def _iter_vector(path: Path, batch_rows: int | None, resolve: Resolve, check: Ch
 
 def iter_tables(path: str | Path, *, batch_rows: int | None, resolve: Resolve, check: Check,
                 text_columns: set[str] | frozenset[str] = frozenset(),
-                empty_message: str = "holds no rows") -> Iterator[pd.DataFrame]:
+                empty_message: str = "holds no rows", sheet: str | int | None = None,
+                header_row: int | None = None) -> Iterator[pd.DataFrame]:
     """Yield the rows of a table file in batches with canonical column names.
 
     Parameters
     ----------
     path
         CSV (``.csv``, ``.tsv``, ``.txt``, optionally ``.gz``/``.bz2``/``.xz``; delimiter
-        sniffed from the header among ``, ; TAB |``), Parquet/GeoParquet, or any vector
-        format pyogrio reads (first layer).
+        sniffed from the header among ``, ; TAB |``), an Excel workbook (``.xlsx``,
+        ``.xlsm``, ``.xlsb``, ``.xls``, ``.ods``; see :mod:`kantong.engine.inputs.excel`),
+        Parquet/GeoParquet, or any vector format pyogrio reads (first layer).
     batch_rows
         Rows per batch; ``None`` yields one batch.
     resolve
         Maps the file's column names to ``{name as read: canonical name}``; other columns
         are not read.
     check
-        Called as ``check(canonical_names, source=path)`` before any row is read; raises
-        when a required column is missing. A geometry counts as the name ``"geometry"``.
+        Called as ``check(canonical_names, source=path, columns=file_columns)`` before any
+        row is read; raises when a required column is missing. A geometry counts as the
+        name ``"geometry"``.
     text_columns
         Canonical columns read as text from CSV (ids and codes keep leading zeros).
     empty_message
         Message of the :class:`EmptyInputError` raised when the file holds no rows.
+    sheet, header_row
+        Workbooks only: sheet name or 0-based index, and the 1-based header row; both
+        detected when ``None`` (an error for other formats).
 
     Yields
     ------
@@ -333,8 +344,14 @@ def iter_tables(path: str | Path, *, batch_rows: int | None, resolve: Resolve, c
     if batch_rows is not None and batch_rows < 1:
         raise InputError(f"batch_rows must be >= 1, got {batch_rows}")
     kind = table_kind(path)
+    if kind != "excel" and (sheet is not None or header_row is not None):
+        raise InputError(f"{path}: a sheet or header row applies to Excel workbooks only")
     logged: list[bool] = []
-    if kind == "csv":
+    if kind == "excel":
+        batches = iter_excel(path, batch_rows=batch_rows, resolve=resolve, check=check,
+                             score=lambda names: len(resolve(list(names))), sheet=sheet,
+                             header_row=header_row)
+    elif kind == "csv":
         batches = _iter_csv(path, batch_rows, resolve, check, set(text_columns))
     elif kind == "parquet":
         batches = _iter_parquet(path, batch_rows, resolve, check, logged)

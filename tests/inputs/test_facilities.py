@@ -109,7 +109,11 @@ def test_csv_with_lon_lat_and_custom_type_column(tmp_path, area, points61):
     assert result.rejects["reason"].tolist() == ["non-numeric coordinates", "missing geometry",
                                                  "coordinates out of range"]
     assert len(result.accepted) == 7 and result.accepted["name"].isna().all()
-    with pytest.raises(MissingColumnError, match="f.csv.*'type'"):
+    same = read_facilities(path, study_area=area)  # `jenis_fasilitas` is a known spelling
+    pd.testing.assert_frame_equal(same.accepted, result.accepted)
+    table.drop(columns="Jenis_Fasilitas").assign(kategori="x").to_csv(path, index=False)
+    with pytest.raises(MissingColumnError, match=r"f\.csv: missing facility type column.*"
+                                                 r"file columns: ID, Longitude, Latitude"):
         read_facilities(path)
 
 
@@ -131,3 +135,34 @@ def test_unusable_files(tmp_path, points61):
     junk.write_text("{not json")
     with pytest.raises(InputError, match="junk.geojson"):
         read_facilities(junk)
+
+
+def test_facilities_within_the_buffer_beyond_the_border_are_kept(tmp_path, area):
+    """Points due east of Kalbar's easternmost vertex: 20 km out kept, 80 km out rejected
+    (distances from pyproj.Geod, independent of the engine's projection)."""
+    boundary = shapely.get_coordinates(area.geometry.iloc[0].exterior
+                                       if area.geometry.iloc[0].geom_type == "Polygon"
+                                       else max(area.geometry.iloc[0].geoms,
+                                                key=lambda g: g.area).exterior)
+    east = boundary[np.argmax(boundary[:, 0])]
+    geod = __import__("pyproj").Geod(ellps="WGS84")
+    lon20, lat20, _ = geod.fwd(east[0], east[1], 90, 20_000)
+    lon80, lat80, _ = geod.fwd(east[0], east[1], 90, 80_000)
+    layer = gpd.GeoDataFrame({"facility_id": ["near", "far"], "type": ["RSUD", "PUSKESMAS"],
+                              "nama_faskes": ["RS Sebelah", "PKM Jauh"]},
+                             geometry=gpd.points_from_xy([lon20, lon80], [lat20, lat80]),
+                             crs=WGS84)
+    path = tmp_path / "border.geojson"
+    layer.to_file(path, engine="pyogrio")
+    result = read_facilities(path, study_area=area, schema="p3ke")
+    assert result.accepted["facility_id"].tolist() == ["near"]
+    assert result.accepted["type"].tolist() == ["hospital"]
+    assert result.accepted["name"].tolist() == ["RS Sebelah"]
+    assert result.beyond_study_area == 1
+    assert result.rejects["reason"].tolist() == ["outside study area"]
+    wide = read_facilities(path, study_area=area, buffer_km=100)
+    assert len(wide.accepted) == 2 and wide.accepted["type"].tolist() == ["rsud", "puskesmas"]
+    inside_only = read_facilities(path, study_area=area, buffer_km=0)
+    assert inside_only.accepted.empty
+    with pytest.raises(InputError, match="buffer"):
+        read_facilities(path, study_area=area, buffer_km=-1)
