@@ -9,7 +9,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from factories import PlantedPockets, make_households, make_run  # noqa: E402
+from factories import (  # noqa: E402
+    WEB_K,
+    PlantedPockets,
+    check_withheld_everywhere,
+    make_households,
+    make_run,
+    make_web_households,
+    seal_run,
+)
 
 
 @pytest.fixture
@@ -68,31 +76,41 @@ def _add_web_layers(run: Path, truth: PlantedPockets) -> None:
     }, geometry=gpd.points_from_xy(top["lon"], top["lat"]), crs="EPSG:4326")
     (run / "sites").mkdir(exist_ok=True)
     sites.to_parquet(run / "sites" / "sites_puskesmas.parquet")
+    seal_run(run)  # the files changed on purpose: record their hashes
 
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``make_run`` directory finished by the real stages: pockets and 3 puskesmas sites.
 
-    Built once per session; tests only read it.
+    Households of ``make_web_households``: at K = 10 cells are withheld at every resolution
+    (asserted here). Built once per session; tests only read it.
     """
     from kantong.engine.config import Config
     from kantong.engine.pockets.run import write_pockets
     from kantong.engine.sites.run import plan_sites
 
     run = tmp_path_factory.mktemp("pipeline") / "run"
-    make_run(run, seed=0)
+    make_run(run, seed=0, planted=make_web_households(seed=0))
     write_pockets(run, Config())
     plan_sites(run, facility_type="puskesmas", max_minutes=60, count=3)
+    seal_run(run)  # library calls (no CLI transaction): record the hashes of the new files
+    check_withheld_everywhere(run, k=WEB_K)
     return run
 
 
 @pytest.fixture(scope="session")
 def web_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run directory with pocket columns, pockets and sites (built once per session)."""
+    """A run directory with pocket columns, pockets and sites (built once per session).
+
+    Households of ``make_web_households``: at K = 10 cells are withheld at every resolution,
+    complementary suppression acts and pocket 1 is published with a withheld cell (asserted
+    here, so the web, API, tile and viewer tests really meet suppression).
+    """
     run = tmp_path_factory.mktemp("web") / "run"
-    truth = make_run(run, seed=0)
+    truth = make_run(run, seed=0, planted=make_web_households(seed=0))
     _add_web_layers(run, truth)
+    check_withheld_everywhere(run, k=WEB_K)
     return run
 
 

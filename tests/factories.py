@@ -209,7 +209,102 @@ def make_run(run_dir: Path, *, seed: int = 0, resolution: int = 8,
         "travel_time": {"method": "least-cost" if with_friction else "straight-line"},
         "synthetic": True,
     }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     pd.DataFrame(columns=["source", "row", "record_id", "reason"]).to_csv(
         run_dir / "rejects.csv", index=False)
+    seal_run(run_dir, manifest)
     return planted
+
+
+def seal_run(run_dir: Path, manifest: dict | None = None) -> None:
+    """Record the SHA-256 of every file of ``run_dir`` in its manifest, as ``kantong build`` does.
+
+    Call it after a test changes a run's files on purpose (readers refuse unsealed edits).
+    """
+    from kantong.engine.rundir import seal_manifest
+
+    if manifest is None:
+        manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
+    seal_manifest(run_dir, manifest)
+
+
+#: The minimum household count the web fixtures are served at.
+WEB_K = 10
+
+
+def _add_households_at(frame: pd.DataFrame, cell: str, n: int, tag: str) -> pd.DataFrame:
+    """Return ``n`` copies of the first rows of ``frame`` moved to the centre of ``cell``."""
+    lat, lon = h3.cell_to_latlng(cell)
+    extra = frame.iloc[:n].copy()
+    extra["household_id"] = pd.array([f"{tag}-{i:06d}" for i in range(n)], dtype="string")
+    extra["lat"], extra["lon"] = lat, lon
+    extra["location_precision"] = "point"
+    return extra
+
+
+def make_web_households(seed: int = 0, *, k: int = WEB_K) -> PlantedPockets:
+    """``make_households(seed)`` made sparse in places, so that a run served at ``k``
+    withholds cells at every resolution (5 to 8).
+
+    - r8: one cell of the first planted pocket keeps 3 households (the pocket stays
+      published, partly withheld) and two cells at the disk edge keep 2 and 4;
+    - r7, r6: 4 and 3 households in an empty child of a populated parent (small, so a
+      sibling is withheld by complementary suppression);
+    - r5: 2 households in an empty resolution-5 cell about 20 km away.
+    """
+    planted = make_households(seed=seed)
+    hh = planted.households
+    res = planted.resolution
+    cell_of = pd.Series([h3.latlng_to_cell(a, b, res)
+                         for a, b in zip(hh["lat"], hh["lon"], strict=True)],
+                        index=hh.index)
+    occupied = set(cell_of)
+    keep = pd.Series(True, index=hh.index)
+    pocket = sorted(planted.pocket_cells[0])
+    origin = h3.latlng_to_cell(*DEFAULT_CENTRE, res)
+    edge = sorted(h3.grid_ring(origin, 12))
+    for cell, n in ((pocket[1], 3), (edge[0], 2), (edge[len(edge) // 2], 4)):
+        rows = cell_of.index[cell_of == cell]
+        keep[rows[n:]] = False
+    frame = hh[keep]
+    parents = {r: {h3.cell_to_parent(c, r) for c in occupied} for r in (5, 6, 7)}
+    extra = []
+    for r, n in ((7, 4), (6, 3)):
+        empty = sorted(c for p in parents[r - 1] for c in h3.cell_to_children(p, r)
+                       if c not in parents[r])
+        extra.append(_add_households_at(hh, h3.cell_to_center_child(empty[0], res), n, f"W{r}"))
+    far = sorted(set(h3.grid_ring(h3.cell_to_parent(origin, 5), 2)) - parents[5])[0]
+    extra.append(_add_households_at(hh, h3.cell_to_center_child(far, res), 2, "W5"))
+    frame = pd.concat([frame, *extra], ignore_index=True)
+    return PlantedPockets(frame, planted.pocket_cells, res)
+
+
+def check_withheld_everywhere(run_dir: Path, *, k: int = WEB_K) -> None:
+    """Assert that a run served at ``k`` really meets suppression (the web fixtures' claim).
+
+    At every resolution some cell is withheld as too small; some published cell is withheld
+    by complementary suppression; and a pocket is published with some of its cells withheld.
+    """
+    from kantong.engine.publish import privacy
+    from kantong.engine.publish.published import PublishedRun
+
+    pub = PublishedRun(run_dir, min_households=k)
+    raw = {r: pd.read_parquet(p, columns=["h3", "households"])
+           for r, p in [(pub.base_resolution, run_dir / "cells.parquet"),
+                        *[(r, run_dir / "rollups" / f"cells_r{r}.parquet")
+                          for r in pub.resolutions if r != pub.base_resolution]]}
+    statuses = set()
+    for r in pub.resolutions:
+        status = pub.plan.status[r]
+        statuses |= set(status)
+        small = set(raw[r].loc[raw[r]["households"] < k, "h3"])
+        assert small, f"r{r}: no cell below K={k}"
+        assert small <= set(status.index[status != privacy.PUBLISHED]), r
+        assert (status == privacy.SMALL).any(), f"r{r}: no cell withheld as too small"
+        assert not small & set(pub.cells(r)["h3"]), r
+    assert privacy.COMPLEMENTARY in statuses, "no complementary suppression"
+    base = pd.read_parquet(run_dir / "cells.parquet", columns=["h3", "pocket_id"])
+    published = set(pub.cells()["h3"])
+    in_pocket = base[base["pocket_id"].notna()]
+    partly = [pid for pid, g in in_pocket.groupby("pocket_id")
+              if not set(g["h3"]) <= published and int(pid) in set(pub.pockets()["pocket_id"])]
+    assert partly, "no published pocket has a withheld cell"

@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 
+import geopandas as gpd
 import pytest
 from click.testing import CliRunner
 
@@ -90,7 +91,12 @@ def test_serve_starts_waitress_on_loopback(web_run):
         out = subprocess.run([ogrinfo, "-ro", "-so", "-al",
                               f"/vsicurl/{url}download/cells.geojson"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
-        assert "Feature Count: 469" in out
+        from kantong.engine.publish.published import PublishedRun
+
+        # the served download holds the published base cells: withheld ones are absent
+        published = len(PublishedRun(web_run).cells())
+        assert published < len(gpd.read_parquet(web_run / "cells.parquet"))
+        assert f"Feature Count: {published}\n" in out
     finally:
         proc.terminate()
         try:
