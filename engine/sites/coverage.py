@@ -322,7 +322,8 @@ def _pixel_graph(friction: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> sparse
 
 def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.ndarray,
                     dst_lon: np.ndarray, dst_lat: np.ndarray, *, max_minutes: float,
-                    block_px: int | None = None) -> Coverage:
+                    block_px: int | None = None,
+                    point_limits: np.ndarray | None = None) -> Coverage:
     """Return which sources reach which points within ``max_minutes`` over the friction.
 
     Parameters
@@ -338,6 +339,12 @@ def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.n
     block_px
         Side of the source blocks in pixels; default: the search reach (a trade-off
         between graph building per block and search size per source).
+    point_limits
+        Optional per-point limits (minutes): a pair is wanted only when its time is below
+        the point's limit (e.g. the point's travel time to an existing facility). Each
+        block of sources then searches only as far as the largest limit of the points in
+        its window, which makes searches short where facilities are already near. Pairs
+        are still returned up to the block's limit, so callers filter ``t < limit``.
 
     Returns
     -------
@@ -385,6 +392,18 @@ def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.n
         t_idx = d_ok[lo:hi][in_win]
         if len(t_idx) == 0:
             continue
+        limit = max_minutes
+        if point_limits is not None:
+            limit = min(max_minutes, float(np.max(point_limits[t_idx])))
+            if not limit > 0:
+                continue
+            if limit < max_minutes:  # a shorter search: a smaller window
+                rl = surface.reach_pixels(limit)
+                r0, r1 = max(br * block - rl, 0), min((br + 1) * block + rl, h)
+                c0, c1 = max(bc * block - rl, 0), min((bc + 1) * block + rl, w)
+                lo, hi = np.searchsorted(d_row, [r0, r1])
+                in_win = (d_col[lo:hi] >= c0) & (d_col[lo:hi] < c1)
+                t_idx = d_ok[lo:hi][in_win]
         ww = c1 - c0
         t_loc = (d_row[lo:hi][in_win] - r0) * ww + (d_col[lo:hi][in_win] - c0)
         graph = _pixel_graph(surface.friction[r0:r1, c0:c1], dy[r0:max(r1 - 1, r0)],
@@ -394,9 +413,9 @@ def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.n
         chunk = max(1, _MAX_DIST_ENTRIES // graph.shape[0])
         for i in range(0, len(members), chunk):
             dist = dijkstra(graph, directed=True, indices=s_loc[i:i + chunk],
-                            limit=max_minutes)
+                            limit=limit)
             sub = dist[:, t_loc]
-            ii, jj = np.nonzero(sub <= max_minutes)
+            ii, jj = np.nonzero(sub <= limit)
             rows_out.append(u_ids[members[i:i + chunk]][ii])
             cols_out.append(t_idx[jj])
             mins_out.append(sub[ii, jj])

@@ -378,7 +378,7 @@ def order_by_gain(matrix: sparse.spmatrix, weights: np.ndarray,
     return order, gains
 
 
-def _merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_matrix,
+def merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_matrix,
                                                                      np.ndarray]:
     """Drop zero-weight / uncoverable points and merge points covered by the same sites.
 
@@ -458,7 +458,7 @@ def lp_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = No
         The bound, or NaN.
     """
     matrix, w = _check(matrix, weights, k, costs, budget)
-    cover, wm = _merge_points(matrix, w)
+    cover, wm = merge_points(matrix, w)
     if len(wm) == 0:
         return 0.0
     h = new_highs()
@@ -515,7 +515,7 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
     greedy = greedy_cover(matrix, w, k=k, costs=costs, budget=budget)
     if initial is None:
         initial = greedy.order
-    cover, wm = _merge_points(matrix, w)
+    cover, wm = merge_points(matrix, w)
     n_d = len(wm)
     if n_d == 0:  # nothing coverable: the empty selection is optimal
         return SitingResult(order=np.zeros(0, np.int64), gains=np.zeros(0), objective=0.0,
@@ -540,6 +540,14 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
     sol = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    reported = float(info.objective_function_value)
+    if initial is not None and len(initial) and len(sol) == n_c + n_d and abs(
+            float(np.asarray(lp.col_cost_) @ sol) - reported) > 1e-6 * max(1.0, abs(reported)):
+        # HiGHS 1.16 hands back the warm start, not its optimum, when presolve solves the
+        # model outright: solve again without the warm start
+        logger.debug("HiGHS returned the warm start as its solution; solving again cold")
+        return exact_cover(matrix, w, k=k, costs=costs, budget=budget, time_limit=time_limit,
+                           initial=np.zeros(0, np.int64), threads=threads)
     feasible = int(highspy.SolutionStatus.kSolutionStatusFeasible)
     if info.primal_solution_status != feasible or len(sol) != n_c + n_d:
         raise SolverError(f"HiGHS found no feasible site selection ({status})")
@@ -576,5 +584,5 @@ def _granularity(w: np.ndarray) -> float:
 
 
 __all__ = ["SitingResult", "greedy_cover", "exact_cover", "order_by_gain", "lp_bound",
-           "lagrangian_bound",
+           "lagrangian_bound", "merge_points",
            "DEFAULT_TIME_LIMIT"]

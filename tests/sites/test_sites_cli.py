@@ -10,6 +10,7 @@ from factories import make_run
 from kantong.engine.build.travel import STRAIGHT_LINE_SPEED_KMH
 from kantong.engine.cli.group import cli
 from kantong.engine.sites.coverage import FrictionSurface, travel_coverage
+from kantong.engine.sites.places import PLACE_COLUMNS
 from kantong.engine.sites.run import plan_sites
 
 #: Every column a sites output may hold: site points with aggregate counts only.
@@ -18,7 +19,9 @@ SITE_COLUMNS = {
     "new_extreme_households", "new_extreme_persons", "new_households", "new_persons_covered",
     "new_cells", "cumulative_extreme_households", "covered_persons", "pct_remaining_covered",
     "new_demand", "cumulative_demand", "cost", "cumulative_cost", "facility_type", "method",
-    "max_minutes", "travel_method", "geometry",
+    "max_minutes", "travel_method", "geometry", "objective", *PLACE_COLUMNS,
+    "minutes_saved", "mean_minutes_after", "p90_minutes_after", "max_minutes_after",
+    "capacity", "served_units", "served_extreme_households",
 }
 
 
