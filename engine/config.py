@@ -38,6 +38,12 @@ Example ``kantong.toml``::
 
     [privacy]
     min_households = 10
+
+    [sites]                         # kantong sites; CLI flags override (docs/sites.md)
+    facility_type = "puskesmas"
+    objective = "max-coverage"      # max-coverage | min-sites | min-travel | min-max-travel
+    max_minutes = 60.0              # reach limit (travel objectives: the horizon)
+    count = 10
 """
 
 from __future__ import annotations
@@ -193,6 +199,77 @@ class PrivacyConfig:
         check_min_households(self.min_households)
 
 
+#: Objectives of ``kantong sites`` (docs/sites.md).
+SITE_OBJECTIVES: tuple[str, ...] = ("max-coverage", "min-sites", "min-travel", "min-max-travel")
+
+
+@dataclasses.dataclass(frozen=True)
+class SitesConfig:
+    """Parameters of ``kantong sites`` (:func:`kantong.engine.sites.run.plan_sites`).
+
+    Zero or empty values mean "not given". CLI flags override the ``[sites]`` table.
+    """
+
+    #: Facility type to site; existing facilities of the type already serve their area.
+    facility_type: str = "puskesmas"
+    #: ``max-coverage``, ``min-sites``, ``min-travel`` or ``min-max-travel``.
+    objective: str = "max-coverage"
+    #: Coverage limit in minutes (max-coverage, min-sites); the travel-time horizon of
+    #: min-travel and min-max-travel (trips longer count as this long; 0 = travel_horizon_min).
+    max_minutes: float = 0.0
+    #: Trips longer than this count as this long in min-travel / min-max-travel (minutes).
+    travel_horizon_min: float = 120.0
+    #: Number of new sites (0 = use budget / cost, or min-sites).
+    count: int = 0
+    #: Budget and cost of one site in Rupiah (0 = not given).
+    budget: float = 0.0
+    cost: float = 0.0
+    #: Candidate sites file ("" = the populated cell centres, shortlisted).
+    candidates: str = ""
+    #: Most default candidates scored exactly.
+    candidate_limit: int = 1000
+    #: ``greedy`` or ``exact`` ("" = greedy for max-coverage, exact otherwise).
+    method: str = ""
+    #: Seconds for the exact solvers.
+    time_limit: float = 60.0
+    #: BPS 4-digit regency code restricting demand and default candidates ("" = all).
+    regency: str = ""
+    #: ``extreme`` or ``weighted`` demand.
+    demand: str = "extreme"
+    #: min-sites: share of the extreme-poor households to bring within reach (0-1].
+    target_share: float = 1.0
+    #: Capacity of a new site, in ``capacity_unit`` (0 = no capacity limit).
+    capacity: float = 0.0
+    #: Table of capacities per facility type (CSV ``type,capacity``; "" = none).
+    capacity_table: str = ""
+    #: ``persons`` (the cell's population) or ``households`` (registered households).
+    capacity_unit: str = "persons"
+
+    def __post_init__(self) -> None:
+        if self.objective not in SITE_OBJECTIVES:
+            raise ConfigError(f"sites.objective must be one of {', '.join(SITE_OBJECTIVES)}, "
+                              f"got {self.objective!r}")
+        if self.method not in ("", "greedy", "exact"):
+            raise ConfigError(f"sites.method must be greedy or exact, got {self.method!r}")
+        if self.demand not in ("extreme", "weighted"):
+            raise ConfigError(f"sites.demand must be extreme or weighted, got {self.demand!r}")
+        if self.capacity_unit not in ("persons", "households"):
+            raise ConfigError("sites.capacity_unit must be persons or households, got "
+                              f"{self.capacity_unit!r}")
+        if not 0.0 < self.target_share <= 1.0:
+            raise ConfigError(f"sites.target_share must be in (0, 1], got {self.target_share}")
+        for name in ("max_minutes", "budget", "cost", "capacity"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"sites.{name} must be >= 0 (0 = not given)")
+        for name in ("travel_horizon_min", "time_limit"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"sites.{name} must be > 0, got {getattr(self, name)}")
+        if self.count < 0:
+            raise ConfigError(f"sites.count must be >= 0 (0 = not given), got {self.count}")
+        if self.candidate_limit < 1:
+            raise ConfigError("sites.candidate_limit must be >= 1")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The whole configuration of a run."""
@@ -201,6 +278,7 @@ class Config:
     pockets: PocketConfig = dataclasses.field(default_factory=PocketConfig)
     score: ScoreConfig = dataclasses.field(default_factory=ScoreConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
+    sites: SitesConfig = dataclasses.field(default_factory=SitesConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path | None) -> Config:
@@ -224,7 +302,7 @@ class Config:
     def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "config") -> Config:
         """Build a configuration from nested mappings (as read from TOML)."""
         sections = {"build": BuildConfig, "pockets": PocketConfig, "score": ScoreConfig,
-                    "privacy": PrivacyConfig}
+                    "privacy": PrivacyConfig, "sites": SitesConfig}
         unknown = set(raw) - set(sections)
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
