@@ -64,6 +64,8 @@ MANIFEST_FILE: Final = "manifest.json"
 REJECTS_FILE: Final = "rejects.csv"
 POCKETS_FILE: Final = "pockets.parquet"
 POCKETS_GEOJSON: Final = "pockets.geojson"
+#: Per-village counts (the units of the village pocket path, docs/pockets.md).
+VILLAGES_FILE: Final = "villages.parquet"
 ROLLUP_DIR: Final = "rollups"
 FACILITIES_FILE: Final = "facilities.parquet"
 FRICTION_FILE: Final = "friction.tif"

@@ -6,7 +6,7 @@ as Dask tasks over the pieces of a partitioned Parquet input
 everything after the per-cell sums (cell table, population, rollups, pockets, scores)
 runs on the client exactly as in a local build. Each piece goes through the very same
 functions as a local batch: :func:`kantong.engine.inputs.households.validate_households` and
-:func:`kantong.engine.build.grid.households_to_cell_sums`; the partial tables are summed with a
+:func:`kantong.engine.build.grid.households_to_partial_sums`; the partial tables are summed with a
 ``dask.dataframe`` groupby, so counts are identical to a local build and float means agree
 to rounding (summation order).
 
@@ -42,8 +42,9 @@ import pyarrow as pa
 import shapely
 
 from kantong.engine import __version__, datapaths
-from kantong.engine.build.grid import CellAccumulator, households_to_cell_sums
+from kantong.engine.build.grid import households_to_partial_sums
 from kantong.engine.build.placement import StudyArea
+from kantong.engine.build.sums import PartialSums, empty_sums
 from kantong.engine.build.travel import HouseholdValues
 from kantong.engine.errors import EmptyInputError, EngineError, InputError, first_line
 from kantong.engine.inputs.households import (
@@ -115,6 +116,9 @@ class DaskHouseholds:
     worker_peak_memory_mib
         Peak resident memory of each worker process over its lifetime (for a long-lived
         cluster this may predate the build).
+    partial
+        The exact point (per cell) and village (per village) sums before the village
+        allocation (for the per-village table of the run).
     """
 
     sums: pd.DataFrame
@@ -128,6 +132,7 @@ class DaskHouseholds:
     timings: dict[str, float]
     task_seconds: dict[str, float]
     worker_peak_memory_mib: dict[str, float] = field(default_factory=dict)
+    partial: PartialSums | None = field(default=None, repr=False)
 
     def manifest_section(self) -> dict[str, Any]:
         """Return the ``backend`` section of the run manifest."""
@@ -353,6 +358,7 @@ def _piece_candidate_ids(piece: Piece, candidates: np.ndarray) -> pd.DataFrame:
 @dataclass(frozen=True, eq=False)
 class _PieceResult:
     sums: pd.DataFrame
+    villages: pd.DataFrame
     rejects: pd.DataFrame
     read: int
     accepted: int
@@ -374,9 +380,10 @@ def _process_piece(piece: Piece, *, area: StudyArea, values: HouseholdValues | N
     t2 = time.perf_counter()
     vals = values(res.accepted) if values is not None else {}
     t3 = time.perf_counter()
-    sums = households_to_cell_sums(res.accepted, resolution=resolution, values=vals)
+    part = households_to_partial_sums(res.accepted, resolution=resolution, values=vals)
     t4 = time.perf_counter()
-    return _PieceResult(sums=sums.reset_index(), rejects=res.rejects, read=res.read,
+    return _PieceResult(sums=part.cells.reset_index(), villages=part.villages,
+                        rejects=res.rejects, read=res.read,
                         accepted=len(res.accepted), located=res.village_located,
                         seconds={"read": t1 - t0, "validate": t2 - t1, "values": t3 - t2,
                                  "aggregate": t4 - t3})
@@ -388,7 +395,8 @@ def _sums_of(result: _PieceResult) -> pd.DataFrame:
 
 def _summary_of(result: _PieceResult) -> dict[str, Any]:
     return {"rejects": result.rejects, "read": result.read, "accepted": result.accepted,
-            "located": result.located, "seconds": result.seconds}
+            "located": result.located, "seconds": result.seconds,
+            "villages": result.villages}
 
 
 # ---------------------------------------------------------------------------- driver
@@ -439,7 +447,8 @@ def first_pieces_of_shared_ids(client: Any, pieces: Sequence[Piece]) -> dict[str
 def dask_households(households: str | Path, *, client: Any, cluster: ClusterInfo,
                     resolution: int, study_area: StudyArea,
                     values: HouseholdValues | None = None,
-                    batch_rows: int = 1_000_000) -> DaskHouseholds:
+                    batch_rows: int = 1_000_000,
+                    population_raster: str | Path | None = None) -> DaskHouseholds:
     """Run the households stage of a build on Dask: validate, place, index, sum per cell.
 
     Parameters
@@ -458,6 +467,10 @@ def dask_households(households: str | Path, *, client: Any, cluster: ClusterInfo
         Per-household travel minutes to average per cell.
     batch_rows
         Rows per piece to aim for (pieces are whole Parquet row groups).
+    population_raster
+        Raster of the village weights (default: the bundled GHS-POP grid). Village-located
+        households are summed per village on the workers and allocated to cells once, on
+        the client, exactly as a local build does.
 
     Returns
     -------
@@ -512,17 +525,24 @@ def dask_households(households: str | Path, *, client: Any, cluster: ClusterInfo
             sums = total.sort_index()
             sums.index = pd.Index(sums.index.to_numpy(dtype=np.uint64), name="cell")
         else:
-            sums = CellAccumulator(resolution=resolution).result()
+            sums = empty_sums()
         del results, kept
+        # village-located households: exact per-village totals, allocated once (as locally)
+        village_parts = [s["villages"] for s in summaries if len(s["villages"])]
+        villages = (pd.concat(village_parts).groupby(level=0, sort=True).sum()
+                    if village_parts else empty_sums("village_code"))
+        partial = PartialSums(cells=sums, villages=villages, resolution=resolution)
+        sums = partial.combine(population_raster=population_raster, sampler=values)
     read = sum(s["read"] for s in summaries)
     accepted = sum(s["accepted"] for s in summaries)
     located = sum(s["located"] for s in summaries)
     frames = [s["rejects"] for s in summaries if len(s["rejects"])]
     rejects = (pd.concat(frames, ignore_index=True)[_REJECT_COLUMNS] if frames
                else pd.DataFrame(columns=_REJECT_COLUMNS))
-    if read != accepted + len(rejects) or int(sums["households"].sum()) != accepted:
+    in_cells = float(sums["households"].sum())
+    if read != accepted + len(rejects) or not np.isclose(in_cells, accepted, rtol=1e-9):
         raise EngineError(f"{households}: rows lost on Dask: read {read}, accepted {accepted}, "
-                          f"rejected {len(rejects)}, in cells {int(sums['households'].sum())}")
+                          f"rejected {len(rejects)}, in cells {in_cells:.6g}")
     task_seconds: dict[str, float] = {}
     for s in summaries:
         for k, v in s["seconds"].items():
@@ -534,7 +554,7 @@ def dask_households(households: str | Path, *, client: Any, cluster: ClusterInfo
                           village_located=located, files=files, pieces=len(pieces),
                           cluster=cluster, timings=timer.as_dict(),
                           task_seconds={k: round(v, 3) for k, v in task_seconds.items()},
-                          worker_peak_memory_mib=worker_peaks)
+                          worker_peak_memory_mib=worker_peaks, partial=partial)
 
 
 def _empty_like(frame: pd.DataFrame) -> pd.DataFrame:

@@ -48,6 +48,7 @@ from kantong.engine.build.grid import (
     rollup_cells,
 )
 from kantong.engine.build.placement import StudyArea
+from kantong.engine.build.sums import PartialSums, location_precision, village_totals
 from kantong.engine.build.travel import (
     LEAST_COST_METHOD,
     STRAIGHT_LINE_METHOD,
@@ -66,6 +67,7 @@ from kantong.engine.constants import (
     MANIFEST_FILE,
     REJECTS_FILE,
     ROLLUP_DIR,
+    VILLAGES_FILE,
     WGS84,
 )
 from kantong.engine.errors import CRSError, EmptyInputError, InputError
@@ -392,13 +394,15 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         # households, in batches (or on Dask) ----------------------------------------------
         hh_rejects: list[pd.DataFrame] = []
         if backend == "dask":
-            sums, read, accepted, located = _dask_households(
+            sums, partial, read, accepted, located = _dask_households(
                 households, travel, area=area, resolution=resolution, batch_rows=batch_rows,
                 scheduler=scheduler, workers=workers, timer=timer, rejects=hh_rejects,
-                manifest=manifest)
+                manifest=manifest, population_raster=population)
         else:
-            acc = CellAccumulator(resolution=resolution)
             household_values = travel.values()
+            # village-located households: summed per village, allocated to cells at the end
+            acc = CellAccumulator(resolution=resolution, population_raster=population,
+                                  sampler=household_values)
             read = located = 0
             seen: set = set()
             bar = stack.enter_context(progress.stage("reading and fusing households"))
@@ -414,11 +418,13 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                     ok = res.accepted
                     acc.add(ok, values=household_values(ok))
             accepted = acc.households
+            partial = acc.partial()
             sums = acc.result()
             manifest["backend"] = {"name": "local", "workers": 1, "threads": os.cpu_count()}
         rejects.extend(hh_rejects)
         counts["households"] = {"read": read, "accepted": accepted, "rejected": read - accepted,
                                 "village_located": located}
+        manifest["location_precision"] = location_precision(accepted, located)
         if accepted == 0:
             raise EmptyInputError(f"{households}: no household was accepted ({read} read)"
                                   + _reject_summary([r for r in hh_rejects if len(r)]))
@@ -452,6 +458,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                 cell_counts[str(r)] = len(rollups[r])
         with timer("write"), progress.stage("writing the run directory"):
             cells.to_parquet(tmp / CELLS_FILE, index=False)
+            village_totals(partial).to_parquet(tmp / VILLAGES_FILE, index=False)
             (tmp / ROLLUP_DIR).mkdir(exist_ok=True)
             for r, frame in rollups.items():
                 frame.to_parquet(tmp / ROLLUP_DIR / f"cells_r{r}.parquet", index=False)
@@ -488,8 +495,9 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
 def _dask_households(households: str | Path, travel: _TravelSamplers, *, area: StudyArea,
                      resolution: int, batch_rows: int, scheduler: str | None,
                      workers: int | None, timer: Timer, rejects: list[pd.DataFrame],
-                     manifest: dict[str, Any]) -> tuple[pd.DataFrame, int, int, int]:
-    """Run the households stage on Dask; return ``(sums, read, accepted, located)``."""
+                     manifest: dict[str, Any], population_raster: str | Path | None = None
+                     ) -> tuple[pd.DataFrame, PartialSums, int, int, int]:
+    """Run the households stage on Dask; return ``(sums, partial, read, accepted, located)``."""
     from kantong.engine.build.dask_backend import DEFAULT_WORKERS, dask_client, dask_households
 
     values = travel.values()
@@ -500,12 +508,13 @@ def _dask_households(households: str | Path, travel: _TravelSamplers, *, area: S
         with timer("households"):
             out = dask_households(households, client=client, cluster=info,
                                  resolution=resolution, study_area=area,
-                                 values=values if values.names else None, batch_rows=batch_rows)
+                                 values=values if values.names else None, batch_rows=batch_rows,
+                                 population_raster=population_raster)
         with timer("cluster"):
             stack.close()
     rejects.append(out.rejects)
     manifest["backend"] = out.manifest_section()
-    return out.sums, out.read, out.accepted, out.village_located
+    return out.sums, out.partial, out.read, out.accepted, out.village_located
 
 
 def _timed_batches(batches: Any, timer: Timer) -> Any:

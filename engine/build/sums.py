@@ -314,6 +314,47 @@ def village_totals(partial: PartialSums) -> pd.DataFrame:
     return out
 
 
+#: How village-located households enter the cells (recorded in the manifest).
+ALLOCATION_METHOD = ("households located by village code only are spread over the H3 cells of "
+                     "their village in proportion to the population raster inside the village "
+                     "(dasymetric expected shares); their cell counts are expected values")
+
+
+def location_precision(households: int, village_located: int) -> dict[str, object]:
+    """Return the ``location_precision`` record of a run (manifest, API, exports).
+
+    Parameters
+    ----------
+    households
+        Accepted households.
+    village_located
+        Of those, the households located by village code only.
+
+    Returns
+    -------
+    dict
+        ``households``, ``by_coordinates``, ``by_village``, ``share_by_coordinates``,
+        ``share_by_village`` (0-1, 4 decimals), ``counts`` (``"exact"`` or ``"expected"``:
+        fractional cell counts), ``method`` and a one-line ``statement``.
+
+    Examples
+    --------
+    >>> location_precision(200, 150)["share_by_village"]
+    0.75
+    """
+    households, village_located = int(households), int(village_located)
+    share = village_located / households if households else 0.0
+    statement = (f"{round(100 * (1 - share))}% of households located by coordinates, "
+                 f"{round(100 * share)}% by village code only")
+    if village_located:
+        statement += " (their cell counts are expected shares)"
+    return {"households": households, "by_coordinates": households - village_located,
+            "by_village": village_located, "share_by_coordinates": round(1.0 - share, 4),
+            "share_by_village": round(share, 4),
+            "counts": "expected" if village_located else "exact",
+            "method": ALLOCATION_METHOD if village_located else None, "statement": statement}
+
+
 def has_fractional_counts(cells: pd.DataFrame) -> bool:
     """Tell whether a cell table holds expected (fractional, float64) counts.
 
@@ -337,5 +378,6 @@ def has_fractional_counts(cells: pd.DataFrame) -> bool:
 
 __all__ = ["COUNT_COLUMNS", "DEPRIVATION_COUNT_COLUMNS", "DEPRIVATION_SHARE_COLUMNS",
            "DESIL_COLUMNS", "PartialSums", "allocate_village_sums", "empty_sums",
+           "location_precision",
            "has_fractional_counts", "sum_households", "village_located_rows",
            "village_totals"]
