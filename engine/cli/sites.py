@@ -61,7 +61,9 @@ def _summary(plan, cfg) -> list[str]:
                 f"Travel (household-weighted, trips capped at {tot['horizon_minutes']:g} min): "
                 f"mean {tot['mean_minutes_before']:.1f} -> {tot['mean_minutes_after']:.1f} min, "
                 f"p90 {tot['p90_minutes_before']:.1f} -> {tot['p90_minutes_after']:.1f} min, "
-                f"longest {tot['max_minutes_before']:.1f} -> {tot['max_minutes_after']:.1f} min."]
+                f"longest {tot['max_minutes_before']:.1f} -> {tot['max_minutes_after']:.1f} min"
+                f" (leaving out {tot['extreme_households_out_of_reach']:,} extreme-poor "
+                "households beyond the horizon from every facility and candidate)."]
     if "capacity_unit" in tot:
         return [f"Extreme-poor households: {tot['extreme_households']:,}; {ex}; capacity "
                 f"{tot['capacity_new_site']:,.0f} {tot['capacity_unit']} per new site.",

@@ -291,10 +291,12 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(values[order][np.searchsorted(cum, q * cum[-1] - 1e-9)])
 
 
-def _stats(times: np.ndarray, w: np.ndarray, horizon: float) -> dict[str, float]:
+def _stats(times: np.ndarray, w: np.ndarray, horizon: float,
+           reachable: np.ndarray) -> dict[str, float]:
+    """Return the weighted mean and p90 of all trips and the longest reachable trip."""
     return {"mean": float((times * w).sum() / w.sum()) if w.sum() > 0 else math.nan,
             "p90": _weighted_quantile(times, w, 0.9),
-            "max": float(times.max()) if len(times) else math.nan,
+            "max": float(times[reachable].max()) if reachable.any() else math.nan,
             "beyond": float(w[times >= horizon].sum())}
 
 
@@ -351,20 +353,26 @@ def travel_objective(inp: Inputs) -> Choice:
     costs = _costs(cand, inp.cost)
     with inp.timer("coverage"):
         times = inp.travel.coverage(cand, pts, horizon, point_limits=base).minutes
+    helped = np.zeros(len(pts), dtype=bool)
+    helped[times.indices[times.data < base[times.indices]]] = True
+    # beyond the horizon from every facility and every candidate: no choice changes them,
+    # so they are reported apart and left out of the longest trip
+    stuck = (base >= horizon) & ~helped
     with inp.timer("selection"):
-        result = _select_travel(inp, times, w, base)
+        result = _select_travel(inp, times, np.where(stuck, 0.0, w) if
+                                cfg.objective == "min-max-travel" else w, base)
     inst = pmedian.TravelSavings(times, w, base)
     ext = pts["extreme_households"].to_numpy(dtype=float)
     cur = base.copy()
     owner = np.full(len(pts), -1)
-    steps = [_stats(cur, w, horizon)]
+    steps = [_stats(cur, w, horizon, ~stuck)]
     for r, j in enumerate(result.order):  # one step per site: who it becomes nearest for
         s, e2 = inst.indptr[j], inst.indptr[j + 1]
         idx, tj = inst.cols[s:e2], inst.time[s:e2]
         better = tj < cur[idx]
         cur[idx[better]] = tj[better]
         owner[idx[better]] = r
-        steps.append(_stats(cur, w, horizon))
+        steps.append(_stats(cur, w, horizon, ~stuck))
     assigned = np.bincount(owner[owner >= 0], weights=ext[owner >= 0],
                            minlength=len(result.order)).astype(np.int64)
     columns = {"new_extreme_households": assigned,
@@ -383,6 +391,7 @@ def travel_objective(inp: Inputs) -> Choice:
         "demand_beyond_horizon_before": before["beyond"],
         "demand_beyond_horizon_after": after["beyond"],
         "extreme_households_nearer_a_new_site": int(assigned.sum()),
+        "extreme_households_out_of_reach": int(ext[stuck].sum()),
         "demand_cells": int(len(pts)),
     }
     key = "mean" if cfg.objective == "min-travel" else "max"
