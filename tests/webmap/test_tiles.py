@@ -23,9 +23,7 @@ from kantong.webmap.tiling.render import (
     HATCH_PERIOD,
     HATCH_RGBA,
     CellGeometry,
-    lonlat_to_mercator,
     render_png,
-    tile_bounds,
 )
 from kantong.webmap.tiling.service import DERIVED_NODATA_LABEL
 
@@ -40,11 +38,11 @@ def _png(resp) -> np.ndarray:
 
 
 def _pixel(lon: float, lat: float, z: int, x: int, y: int) -> tuple[int, int]:
-    """Row and column of a lon/lat inside tile z/x/y."""
-    minx, _, maxx, maxy = tile_bounds(z, x, y)
-    mx, my = lonlat_to_mercator(np.array([lon]), np.array([lat]))
-    f = 256 / (maxx - minx)
-    return int((maxy - my[0]) * f), int((mx[0] - minx) * f)
+    """Row and column of a lon/lat inside tile z/x/y (mercantile: independent of webmap)."""
+    b = mercantile.xy_bounds(x, y, z)
+    mx, my = mercantile.xy(lon, lat)
+    f = 256 / (b.right - b.left)
+    return int((b.top - my) * f), int((mx - b.left) * f)
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
@@ -139,8 +137,10 @@ def test_mvt_tile_decodes_with_public_attributes(client, run):
     by_id = {f["properties"]["h3"]: f for f in feats}
     assert set(by_id) <= set(cells["h3"])
     # every published cell whose centre is inside the tile is there, with its geometry
-    minx, miny, maxx, maxy = tile_bounds(z, x, y)
-    mx, my = lonlat_to_mercator(cells["lon"].to_numpy(), cells["lat"].to_numpy())
+    minx, miny, maxx, maxy = mercantile.xy_bounds(x, y, z)
+    mx, my = (np.array(v) for v in zip(*[mercantile.xy(a, b) for a, b in
+                                          zip(cells["lon"], cells["lat"], strict=True)],
+                                        strict=True))
     inside = cells[(mx > minx) & (mx < maxx) & (my > miny) & (my < maxy)]
     assert len(inside) > 10 and set(inside["h3"]) <= set(by_id)
     row = inside.iloc[0]
@@ -354,8 +354,9 @@ def test_mvt_matches_the_reference_encoder(app, run):
     z, x, y = _tile_of(cells["lon"].mean(), cells["lat"].mean(), 12)
     level = svc.level(svc.resolution_for_zoom(z))
     ours = mapbox_vector_tile.decode(svc.mvt(z, x, y))["cells"]
-    idx = level.geometry.query(tile_bounds(z, x, y))
-    pts, off = level.geometry.pixel_rings(idx, tile_bounds(z, x, y), scale=4096)
+    bounds = tuple(mercantile.xy_bounds(x, y, z))
+    idx = level.geometry.query(bounds)
+    pts, off = level.geometry.pixel_rings(idx, bounds, scale=4096)
     feats = []
     for i, rec in enumerate(level.attributes.iloc[idx].to_dict("records")):
         props = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()
