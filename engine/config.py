@@ -28,6 +28,7 @@ Example ``kantong.toml``::
 
     [score]
     travel_cap_min = 180.0          # travel times above this score as the cap
+    travel_types = []               # facility types in score/strategy ([] = all but hospitals)
 
     [score.weights]
     extreme_households = 0.30
@@ -71,9 +72,14 @@ class BuildConfig:
     resolution: int = DEFAULT_RESOLUTION
     #: Coarsest rollup resolution written beside the cells.
     min_rollup_resolution: int = MIN_RESOLUTION
+    #: Speed (km/h) of the straight-line travel-time fallback (no friction surface):
+    #: walking, no detour factor (``kantong build --straight-line-kmh``).
+    straight_line_kmh: float = 4.0
 
     def __post_init__(self) -> None:
         check_resolution(self.resolution)
+        if not self.straight_line_kmh > 0:
+            raise ConfigError(f"build.straight_line_kmh must be > 0, got {self.straight_line_kmh}")
         if not MIN_RESOLUTION <= self.min_rollup_resolution <= self.resolution:
             raise ConfigError(
                 f"build.min_rollup_resolution must be in {MIN_RESOLUTION}..{self.resolution}, "
@@ -165,6 +171,11 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
 }
 
 
+#: Facility types that are not basic services: left out of score and strategy by default.
+NOT_BASIC_SERVICE_TYPES: tuple[str, ...] = ("hospital", "rs", "rsu", "rsud", "rsia", "rsk",
+                                            "rumah_sakit", "rumah_sakit_umum")
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoreConfig:
     """Weights of the composite priority score (normalised to sum to 1)."""
@@ -172,8 +183,22 @@ class ScoreConfig:
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     #: Travel times at or above this many minutes get the full travel score (docs/pockets.md).
     travel_cap_min: float = 180.0
+    #: Facility types whose travel times feed the score and the strategy (type slugs, as in
+    #: ``travel_min_<type>``). Empty: the basic-service types, i.e. every type except
+    #: hospitals (:data:`NOT_BASIC_SERVICE_TYPES`).
+    travel_types: tuple[str, ...] = ()
+
+    def counts_travel_type(self, slug: str) -> bool:
+        """Return whether travel times to facility type ``slug`` feed score and strategy."""
+        if self.travel_types:
+            return slug in self.travel_types
+        return slug not in NOT_BASIC_SERVICE_TYPES
 
     def __post_init__(self) -> None:
+        types = self.travel_types
+        if isinstance(types, str) or not all(isinstance(t, str) and t for t in types):
+            raise ConfigError(f"score.travel_types must be a list of facility types, got {types!r}")
+        object.__setattr__(self, "travel_types", tuple(t.strip().lower() for t in types))
         if not self.travel_cap_min > 0:
             raise ConfigError(f"score.travel_cap_min must be > 0, got {self.travel_cap_min}")
         if not self.weights:

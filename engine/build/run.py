@@ -40,7 +40,7 @@ import pyproj
 import rasterio
 
 from kantong.engine import __version__, datapaths, progress
-from kantong.engine.atomic import atomic_dir
+from kantong.engine.atomic import atomic_dir, atomic_path
 from kantong.engine.build.grid import (
     CellAccumulator,
     cells_frame,
@@ -74,7 +74,12 @@ from kantong.engine.errors import CRSError, EmptyInputError, InputError
 from kantong.engine.h3ids import cells_to_uint64
 from kantong.engine.inputs import boundaries
 from kantong.engine.inputs.facilities import read_facilities
-from kantong.engine.inputs.households import validate_households
+from kantong.engine.inputs.households import (
+    lock_code_system,
+    summarise_rejects,
+    validate_households,
+)
+from kantong.engine.inputs.options import ReadOptions
 from kantong.engine.inputs.partitions import (
     file_records,
     household_batches,
@@ -192,6 +197,32 @@ def _reject_summary(rejects: list[pd.DataFrame]) -> str:
     return "; most common: " + ", ".join(f"{r} ({n})" for r, n in reasons.items())
 
 
+def _register_record(reading: ReadOptions, register: dict[str, Any], codes: Any
+                     ) -> dict[str, Any]:
+    """Return the manifest record of how the register was read (schema, codes, absences)."""
+    return {"schema": reading.loaded_schema.name,
+            "absent_indicators": register.get("absent", []),
+            "village_codes": codes.to_dict() if hasattr(codes, "to_dict") else codes}
+
+
+def _all_rejected(households: str | Path, out: str | Path, read: int,
+                  rejects: list[pd.DataFrame], register: dict[str, Any]) -> str:
+    """Write the rejects of a register with no accepted row beside ``out``; return the message.
+
+    No run can be made from zero households, so the run directory is not written; the
+    rejects table still is, as ``<out>.rejects.csv``, with the three commonest reasons
+    (one example value each, never a personal field) in the message.
+    """
+    table = pd.concat([r for r in rejects if len(r)], ignore_index=True)[_REJECT_COLUMNS] \
+        if any(len(r) for r in rejects) else pd.DataFrame(columns=_REJECT_COLUMNS)
+    target = Path(out).parent / f"{Path(out).name}.{REJECTS_FILE}"
+    with atomic_path(target) as tmp:
+        table.to_csv(tmp, index=False)
+    summary = summarise_rejects(table, register.get("examples", {}))
+    return (f"{households}: no household was accepted ({read:,} read, all rejected; "
+            f"rejects written to {target}); most common: {summary}")
+
+
 def _cells_bounds(cells: np.ndarray) -> tuple[float, float, float, float]:
     west, south, east, north = h3v.cells_bounds(cells)
     return float(west), float(south), float(east), float(north)
@@ -216,7 +247,8 @@ class _TravelSamplers:
 
 
 def _prepare_travel(facilities: gpd.GeoDataFrame | None, friction: str | Path | None, *,
-                    bounds: tuple[float, float, float, float], run_dir: Path) -> _TravelSamplers:
+                    bounds: tuple[float, float, float, float], run_dir: Path,
+                    speed_kmh: float = STRAIGHT_LINE_SPEED_KMH) -> _TravelSamplers:
     """Compute (and write) the travel-time rasters, or set up the straight-line fallback."""
     layer = surface = None
     if friction is not None:
@@ -237,12 +269,12 @@ def _prepare_travel(facilities: gpd.GeoDataFrame | None, friction: str | Path | 
     lon, lat = facilities.geometry.x.to_numpy(), facilities.geometry.y.to_numpy()
     travel = _TravelSamplers({"types": {}}, [])
     if friction is None:
-        travel.info.update(method=STRAIGHT_LINE_METHOD, speed_kmh=STRAIGHT_LINE_SPEED_KMH,
+        travel.info.update(method=STRAIGHT_LINE_METHOD, speed_kmh=speed_kmh,
                            per_cell="mean over the cell's households of the great-circle "
                                     "distance to the nearest facility at the assumed speed")
         for t in sorted(slugs.unique()):
             sel = (slugs == t).to_numpy()
-            travel.straight[t] = StraightLine(lon[sel], lat[sel])
+            travel.straight[t] = StraightLine(lon[sel], lat[sel], speed_kmh=speed_kmh)
             travel.info["types"][t] = {"facilities": int(sel.sum())}
         return travel
     travel.surface = surface
@@ -273,7 +305,8 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
               boundaries_path: str | Path | None = None, province: str | None = None,
               config: Config | None = None, pockets: bool = True,
               batch_rows: int = DEFAULT_BATCH_ROWS, backend: str = "local",
-              scheduler: str | None = None, workers: int | None = None) -> BuildSummary:
+              scheduler: str | None = None, workers: int | None = None,
+              reading: ReadOptions | None = None) -> BuildSummary:
     """Build a run directory (see docs/architecture.md) from the inputs of one run.
 
     Parameters
@@ -309,6 +342,10 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         Dask scheduler address; ``None`` starts a LocalCluster (``backend="dask"`` only).
     workers
         Worker processes of that LocalCluster (default 2).
+    reading
+        How the register and facilities are read: schema (``p3ke`` ...), sheet, header
+        row, village-code system, facility type column and buffer
+        (:class:`~kantong.engine.inputs.options.ReadOptions`; default: all detected).
 
     Returns
     -------
@@ -326,6 +363,12 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
     ...           friction="friction.tif")  # doctest: +SKIP
     """
     config = config or Config()
+    reading = reading or ReadOptions()
+    if backend == "dask" and (reading.schema is not None or reading.sheet is not None
+                              or reading.header_row is not None
+                              or reading.village_codes != "auto"):
+        raise InputError("a schema, sheet, header row or village-code system needs the local "
+                         "backend (the Dask backend reads canonical Parquet registers)")
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend != "dask" and (scheduler is not None or workers is not None):
@@ -345,6 +388,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
             "boundaries": boundaries_path and str(boundaries_path), "province": province,
             "resolution": resolution, "pockets": pockets, "out": str(out),
             "batch_rows": batch_rows, "backend": backend, "scheduler": scheduler,
+            "reading": reading.to_dict(),
         },
         "config": config.to_dict(),
     }
@@ -379,16 +423,18 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         fac = None
         if facilities is not None:
             with timer("facilities"), progress.stage("reading facilities"):
-                fac = read_facilities(facilities, study_area=area)
+                fac = read_facilities(facilities, study_area=area, **reading.facility_kwargs())
                 counts["facilities"] = {"read": fac.read, "accepted": len(fac.accepted),
-                                        "rejected": len(fac.rejects)}
+                                        "rejected": len(fac.rejects),
+                                        "beyond_study_area": fac.beyond_study_area}
                 rejects.append(fac.rejects)
                 if len(fac.accepted) == 0:
                     raise EmptyInputError(f"{facilities}: no facility was accepted"
                                           + _reject_summary([fac.rejects]))
         with timer("travel"), progress.stage("travel time to facilities"):
             travel = _prepare_travel(fac.accepted if fac is not None else None, friction,
-                                     bounds=bounds, run_dir=tmp)
+                                     bounds=reading.grow(bounds) if fac is not None else bounds,
+                                     run_dir=tmp, speed_kmh=config.build.straight_line_kmh)
             warnings_.extend(travel.warnings)
 
         # households, in batches (or on Dask) ----------------------------------------------
@@ -405,13 +451,21 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                                   sampler=household_values)
             read = located = 0
             seen: set = set()
+            codes: Any = reading.village_codes
+            register: dict[str, Any] = {"examples": {}}
             bar = stack.enter_context(progress.stage("reading and fusing households"))
             for source, offset, batch in _timed_batches(
-                    household_batches(households, batch_rows=batch_rows), timer):
+                    household_batches(households, batch_rows=batch_rows,
+                                      **reading.batch_kwargs()), timer):
                 bar.advance(len(batch))
                 with timer("households"):
                     res = validate_households(batch, source=source, row_offset=offset,
-                                              study_area=area, seen_ids=seen)
+                                              study_area=area, seen_ids=seen,
+                                              schema=reading.loaded_schema, village_codes=codes)
+                    codes = lock_code_system(codes, res)
+                    register["absent"] = list(res.absent)
+                    for reason, example in res.examples.items():
+                        register["examples"].setdefault(reason, example)
                     read += res.read
                     located += res.village_located
                     hh_rejects.append(res.rejects)
@@ -421,13 +475,14 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
             partial = acc.partial()
             sums = acc.result()
             manifest["backend"] = {"name": "local", "workers": 1, "threads": os.cpu_count()}
+            manifest["register"] = _register_record(reading, register, codes)
         rejects.extend(hh_rejects)
         counts["households"] = {"read": read, "accepted": accepted, "rejected": read - accepted,
                                 "village_located": located}
         manifest["location_precision"] = location_precision(accepted, located)
         if accepted == 0:
-            raise EmptyInputError(f"{households}: no household was accepted ({read} read)"
-                                  + _reject_summary([r for r in hh_rejects if len(r)]))
+            raise EmptyInputError(_all_rejected(households, out, read, hh_rejects,
+                                                manifest.get("register", {})))
 
         # cells, population, rasters ------------------------------------------------------
         with timer("cells"), progress.stage("cells"):

@@ -80,11 +80,35 @@ def _province(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes of the LocalCluster (1 thread each) [default: 2]; "
                    "with --backend dask and no --scheduler.")
+@click.option("--schema", default=None, metavar="PRESET|TOML",
+              help="Map the register's own columns and answer labels: a shipped preset "
+                   "(`p3ke`: P3KE family exports) or a schema file (docs/input-schema.md).")
+@click.option("--sheet", default=None, metavar="NAME|INDEX",
+              help="Excel: the sheet to read (name, or 0-based index) [default: the sheet "
+                   "whose header names the most known columns].")
+@click.option("--header-row", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Excel: 1-based row of the header [default: found past title rows].")
+@click.option("--village-codes", type=click.Choice(["auto", "bps", "kemendagri"]),
+              default="auto", show_default=True,
+              help="Code system of 10-digit village codes; `auto` detects it per file and "
+                   "refuses an ambiguous file (dotted codes are always Kemendagri).")
+@click.option("--facility-type-column", default=None, metavar="NAME",
+              help="Facility column holding the type [default: type, jenis_faskes, "
+                   "bentuk_pendidikan, ... see docs/input-schema.md].")
+@click.option("--facility-buffer-km", type=click.FloatRange(min=0), default=50.0,
+              show_default=True,
+              help="Keep facilities up to this far beyond the study area (they serve border "
+                   "villages, across provincial or national borders); 0 = inside only.")
+@click.option("--straight-line-kmh", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Speed of the straight-line travel time used without --friction "
+                   "[default: 4 km/h walking, or the config's build.straight_line_kmh].")
 def command(households: str, facilities: Path | None, friction: Path | None,
             rasters: dict[str, Path], population: str | None, boundaries_path: Path | None,
             province: str | None, resolution: int | None, config_path: Path | None,
             no_pockets: bool, out: Path, backend: str, scheduler: str | None,
-            workers: int | None) -> None:
+            workers: int | None, schema: str | None, sheet: str | None,
+            header_row: int | None, village_codes: str, facility_type_column: str | None,
+            facility_buffer_km: float, straight_line_kmh: float | None) -> None:
     """Fuse households, facilities and rasters into H3 cells: a run directory.
 
     Writes OUT/cells.parquet, rollups/, rejects.csv, facilities.parquet, friction.tif,
@@ -104,6 +128,9 @@ def command(households: str, facilities: Path | None, friction: Path | None,
                      booleans (true/false, 1/0, ya/tidak, yes/no)        required
     Names, NIK, addresses and any other column are dropped at ingest. Every row is
     accepted or written to rejects.csv with its reason; read = accepted + rejected.
+    A register in its own layout (a P3KE Excel export: --schema p3ke) is mapped by a
+    schema; `kantong inspect FILE` shows what maps to what. If every row is rejected
+    the build stops and writes OUT.rejects.csv beside OUT.
     Facilities: points (any CRS) with a `type` column. Rasters: GeoTIFF with a CRS.
     """
     from kantong.engine.build.run import BUNDLED, build_run
@@ -117,7 +144,15 @@ def command(households: str, facilities: Path | None, friction: Path | None,
         raise click.BadParameter("sizes the LocalCluster only; an existing scheduler has "
                                  "its own workers", param_hint="'--workers'")
 
-    config = Config.from_toml(config_path).replace("build", resolution=resolution)
+    from kantong.engine.inputs.options import ReadOptions
+
+    config = Config.from_toml(config_path).replace("build", resolution=resolution,
+                                                   straight_line_kmh=straight_line_kmh)
+    reading = ReadOptions(schema=schema, sheet=sheet, header_row=header_row,
+                          village_codes=village_codes,
+                          facility_type_column=facility_type_column,
+                          facility_buffer_km=facility_buffer_km)
+    reading.loaded_schema  # a bad schema fails here, before any work  # noqa: B018
     if population is None:
         pop: str | Path | None = BUNDLED
     elif population.strip().lower() == "none":
@@ -127,7 +162,8 @@ def command(households: str, facilities: Path | None, friction: Path | None,
     summary = build_run(households, out=out, facilities=facilities, friction=friction,
                         rasters=rasters, population=pop, boundaries_path=boundaries_path,
                         province=province, config=config, pockets=not no_pockets,
-                        backend=backend, scheduler=scheduler, workers=workers)
+                        backend=backend, scheduler=scheduler, workers=workers,
+                        reading=reading)
     click.echo(f"run written to {summary.run_dir} (H3 resolution {config.build.resolution})")
     for name, c in summary.counts.items():
         extra = f", {c['village_located']:,} placed from village code" \
@@ -142,6 +178,13 @@ def command(households: str, facilities: Path | None, friction: Path | None,
         where = "LocalCluster" if used.get("local_cluster") else used.get("scheduler")
         click.echo(f"  backend     dask: {used['workers']} workers, {used['threads']} threads "
                    f"({where}), {used['pieces']} pieces from {used['files']} files")
+    register = summary.manifest.get("register", {})
+    if register:
+        codes = register.get("village_codes")
+        system = codes.get("system") if isinstance(codes, dict) else codes
+        absent = ", ".join(register.get("absent_indicators", [])) or "none"
+        click.echo(f"  register    schema {register.get('schema')}, village codes {system}, "
+                   f"indicators not in this register: {absent}")
     travel = summary.manifest.get("travel_time", {}).get("method")
     if travel:
         click.echo(f"  travel time {travel}")

@@ -43,8 +43,12 @@ def _province(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
               help="Random seed; the same arguments give the same bytes.")
 @click.option("--follow-up", is_flag=True,
               help="Also write the next-year register and facilities (*_year2 files).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
-              show_default=True, help="Format of the household register.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "p3ke-xlsx"]),
+              default="csv", show_default=True,
+              help="Format of the household register. `p3ke-xlsx` also writes it the way a "
+                   "P3KE family export looks (households_synthetic_p3ke.xlsx: Indonesian "
+                   "columns and labels, Kemendagri codes, no coordinates, a Rekap sheet and "
+                   "title rows); build it with --schema p3ke.")
 @click.option("--clean", is_flag=True,
               help="Leave out the ~0.1 % deliberately bad rows (blank coordinates stay).")
 @click.pass_context
@@ -74,16 +78,27 @@ def command(ctx: click.Context, out_dir: Path, province: tuple[str, ...], househ
         if follow_up:
             raise click.BadParameter("--follow-up is not available with partitions",
                                      param_hint="'--follow-up'")
+        if fmt == "p3ke-xlsx":
+            raise click.BadParameter("the P3KE workbook is written for one province, "
+                                     "without partitions", param_hint="'--format'")
         _partitioned(out_dir, province, households, partitions, seed, clean, start)
         return
     from kantong.engine.demo.make import make_demo
 
     paths = make_demo(out_dir, province=province[0], households=households, seed=seed,
-                      follow_up=follow_up, fmt=fmt, clean=clean)
+                      follow_up=follow_up, fmt="csv" if fmt == "p3ke-xlsx" else fmt,
+                      clean=clean)
     elapsed = time.perf_counter() - start
     click.echo(f"SYNTHETIC demo data for province {paths.province} (seed {paths.seed}) "
                f"written to {paths.out_dir} in {elapsed:.1f} s")
     click.echo(f"  households:  {paths.n_households:,} -> {paths.households.name}")
+    if fmt == "p3ke-xlsx":
+        from kantong.engine.demo.p3ke import register_file_to_p3ke
+
+        workbook = paths.out_dir / "households_synthetic_p3ke.xlsx"
+        families = register_file_to_p3ke(paths.households, workbook, seed=seed)
+        click.echo(f"  P3KE form:   {families:,} families -> {workbook.name} "
+                   "(build with --schema p3ke)")
     click.echo(f"  extreme rate (desil-1 persons / population): {100 * paths.extreme_rate:.3f} %")
     click.echo(f"  facilities:  {paths.n_facilities:,} -> {paths.facilities.name}")
     click.echo(f"  rasters:     {paths.friction.name}, {paths.population.name} (real GHS-POP)")

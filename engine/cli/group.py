@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "Export privacy-safe cells, pockets or sites for GIS tools."),
     "serve": ("serve", "Serve the offline web map and tile server for a run."),
     "compare": ("compare", "Compare two runs (e.g. two years) cell by cell and pocket by pocket."),
+    "inspect": ("inspect",
+                "Show a register's sheets, columns and how they map to Kantong's fields."),
 }
 
 

@@ -221,5 +221,32 @@ def write_p3ke_workbook(frame: pd.DataFrame, path: str | Path, *,
     return Path(path)
 
 
-__all__ = ["DATA_SHEET", "TITLE_ROWS", "kemendagri_codes", "register_to_p3ke",
-           "write_p3ke_workbook"]
+def register_file_to_p3ke(register: str | Path, out: str | Path, *, seed: int = 0) -> int:
+    """Write a canonical register file (CSV or Parquet) as a P3KE-shaped workbook.
+
+    Parameters
+    ----------
+    register
+        A register written by ``kantong demo-data`` (or any canonical register).
+    out
+        The ``.xlsx`` to write.
+    seed
+        Seed of the label choices.
+
+    Returns
+    -------
+    int
+        Families written (rows whose village has a Kemendagri code and a valid decile).
+    """
+    path = Path(register)
+    frame = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
+             else pd.read_csv(path, dtype={"household_id": str, "village_code": str}))
+    frame = frame[pd.to_numeric(frame["desil"], errors="coerce").isin([1, 2, 3, 4])]
+    frame = frame.drop_duplicates("household_id", keep="first")
+    p3ke = register_to_p3ke(frame.reset_index(drop=True), seed=seed)
+    write_p3ke_workbook(p3ke, out)
+    return len(p3ke)
+
+
+__all__ = ["DATA_SHEET", "TITLE_ROWS", "kemendagri_codes", "register_file_to_p3ke",
+           "register_to_p3ke", "write_p3ke_workbook"]

@@ -318,7 +318,8 @@ def iter_part_batches(paths: Sequence[str], *, batch_rows: int, resolve: Resolve
         yield piece, read_piece(piece, resolve=resolve, check=check)
 
 
-def household_batches(households: str | Path, *, batch_rows: int
+def household_batches(households: str | Path, *, batch_rows: int, schema: Any = None,
+                      sheet: str | int | None = None, header_row: int | None = None
                       ) -> Iterator[tuple[str, int, pd.DataFrame]]:
     """Stream a register (one file of any format, or partitioned Parquet) in batches.
 
@@ -334,6 +335,11 @@ def household_batches(households: str | Path, *, batch_rows: int
         (directory, glob, URL; see :func:`list_parts`).
     batch_rows
         Rows per batch (Parquet: whole row groups up to about this many rows).
+    schema
+        Column and label mapping (:class:`kantong.engine.inputs.schema.Schema`, preset name
+        or file; ``None`` for the built-in one); pass the same to ``validate_households``.
+    sheet, header_row
+        Workbooks only (see :func:`kantong.engine.inputs.excel.read_sheet`).
 
     Yields
     ------
@@ -342,19 +348,21 @@ def household_batches(households: str | Path, *, batch_rows: int
         :func:`kantong.engine.inputs.households.validate_households` with one shared ``seen_ids``
         set.
     """
-    from kantong.engine.inputs.households import (
-        canonical_columns,
-        check_columns,
-        iter_household_batches,
-    )
+    from kantong.engine.inputs.households import iter_household_batches
+    from kantong.engine.inputs.schema import Schema
 
+    schema = Schema.load(schema)
     if is_partitioned(households):
+        if sheet is not None or header_row is not None:
+            raise InputError(f"{households}: a sheet or header row applies to Excel "
+                             "workbooks only")
         for piece, raw in iter_part_batches(list_parts(households), batch_rows=batch_rows,
-                                            resolve=canonical_columns, check=check_columns):
+                                            resolve=schema.resolve, check=schema.check):
             yield piece.path, piece.row_offset, raw
         return
     offset = 0
-    for raw in iter_household_batches(households, batch_rows=batch_rows):
+    for raw in iter_household_batches(households, batch_rows=batch_rows, schema=schema,
+                                      sheet=sheet, header_row=header_row):
         yield str(households), offset, raw
         offset += len(raw)
 

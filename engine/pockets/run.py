@@ -39,6 +39,7 @@ from kantong.engine.pockets.hotspots import (
 from kantong.engine.pockets.score import (
     INDICATORS,
     assistance_gap_share,
+    counted_travel,
     infrastructure_deprivation,
     mean_travel_minutes,
     rank_frame,
@@ -162,7 +163,8 @@ def _analyse(cells: gpd.GeoDataFrame, config: Config, *, source: str = "cells ta
     with timer("pockets"):
         out, pockets = _pocket_cells(cells, analysis, parent_of, own, res, found)
     with timer("score_strategy"):
-        cell_score = score_cells(out, weights=dict(sc.weights), travel_cap_min=sc.travel_cap_min)
+        cell_score = score_cells(counted_travel(out, sc), weights=dict(sc.weights),
+                                 travel_cap_min=sc.travel_cap_min)
         for col in cell_score.columns:
             out[col] = cell_score[col]
         ranks = rank_frame(out, out["priority"], tiebreak="h3")
@@ -221,15 +223,16 @@ def _finish_pockets(pockets: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFra
     """Add indicators, strategy, score and ranks to the dissolved pockets."""
     sc = config.score
     n = len(pockets)
-    travel = mean_travel_minutes(pockets) if n else None
+    counted = counted_travel(pockets, sc)  # travel types that feed strategy and score
+    travel = mean_travel_minutes(counted) if n else None
     infra = infrastructure_deprivation(pockets) if n else None
     gap = assistance_gap_share(pockets) if "assistance_gap" in pockets.columns else None
     pockets["travel_min_mean"] = travel if travel is not None else np.full(n, np.nan)
     pockets["infrastructure_deprivation"] = infra if infra is not None else np.full(n, np.nan)
     pockets["assistance_gap_share"] = gap if gap is not None else np.full(n, np.nan)
-    strat = explain_strategy(pockets, config=config.pockets)
+    strat = explain_strategy(counted, config=config.pockets)
     if n:
-        score = score_cells(pockets, weights=dict(sc.weights), travel_cap_min=sc.travel_cap_min,
+        score = score_cells(counted, weights=dict(sc.weights), travel_cap_min=sc.travel_cap_min,
                             smooth_rate=False)
     else:
         score = pd.DataFrame({c: pd.Series(dtype="float64") for c in

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from kantong.engine.config import DEFAULT_WEIGHTS
+from kantong.engine.config import DEFAULT_WEIGHTS, ScoreConfig
 from kantong.engine.constants import DEPRIVATIONS
 from kantong.engine.errors import ConfigError, InputError
 from kantong.engine.pockets.hotspots import eb_rate
@@ -68,6 +68,19 @@ def travel_columns(frame: pd.DataFrame) -> list[str]:
     """Return the ``travel_min_<type>`` columns of ``frame`` (sorted)."""
     return sorted(c for c in frame.columns
                   if c.startswith("travel_min_") and c != "travel_min_mean")
+
+
+def counted_travel(frame: pd.DataFrame, config: ScoreConfig | None = None) -> pd.DataFrame:
+    """Return ``frame`` without the ``travel_min_<type>`` columns score and strategy skip.
+
+    ``[score] travel_types`` chooses the types (default: every type but hospitals, see
+    :meth:`kantong.engine.config.ScoreConfig.counts_travel_type`), so a hospital hours away
+    does not turn every pocket into strategy 3.
+    """
+    config = config or ScoreConfig()
+    skip = [c for c in travel_columns(frame)
+            if not config.counts_travel_type(c.removeprefix("travel_min_"))]
+    return frame.drop(columns=skip) if skip else frame
 
 
 def deprivation_shares(frame: pd.DataFrame) -> pd.DataFrame:
