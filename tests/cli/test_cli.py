@@ -1,17 +1,25 @@
 """The CLI group and the public API surface."""
 
+import importlib
 import sys
 
 import pytest
 from click.testing import CliRunner
 
+import kantong
 import kantong.engine as engine
 from kantong.engine.cli.group import COMMANDS, cli
 
 
 def test_every_public_name_resolves():
+    assert engine.__version__ == kantong.__version__
     for name in engine.__all__:
-        assert getattr(engine, name) is not None
+        if name == "__version__":
+            continue
+        module = importlib.import_module(engine._EXPORTS[name])
+        # the very object its defining module holds, and that module really defines it
+        assert getattr(engine, name) is getattr(module, name), name
+        assert getattr(module, name).__module__ == module.__name__, name
     with pytest.raises(AttributeError):
         engine.no_such_thing  # noqa: B018
 
@@ -47,6 +55,6 @@ def test_engine_error_becomes_one_line_message(tmp_path):
     missing = tmp_path / "nope"
     result = CliRunner().invoke(cli, ["pockets", "--run", str(missing)])
     assert result.exit_code != 0
-    assert result.output.strip().startswith("Error") or "Error" in result.output
+    assert result.output.strip().startswith("Error: ")
     assert "Traceback" not in result.output
     assert len([ln for ln in result.output.splitlines() if ln.startswith("Error")]) == 1

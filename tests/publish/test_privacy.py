@@ -118,14 +118,16 @@ def test_withhold_site_counts():
                           "covered_persons": [100, 50, 30, 9, 60, 30]})
     out = privacy.withhold_site_counts(sites, min_households=K)
     a = out[out["type"] == "a"]
-    assert a["new_extreme_households"].tolist()[:3] == [30, 12, pd.NA] or \
-        a["new_extreme_households"].isna().tolist() == [False, False, True, False]
-    assert a["cumulative_extreme_households"].isna().tolist() == [False, False, True, True]
-    assert a["covered_persons"].isna().tolist() == [False, False, True, True]
+    # 9 < K is withheld, 11 after it is not; cumulative values and covered persons stop
+    # at the first withheld rank (their differences would reveal it)
+    assert a["new_extreme_households"].tolist() == [30, 12, pd.NA, 11]
+    assert a["cumulative_extreme_households"].tolist() == [30, 42, pd.NA, pd.NA]
+    assert a["covered_persons"].tolist() == [100, 50, pd.NA, pd.NA]
     b = out[out["type"] == "b"]
     assert b["rank"].tolist() == [1, 2]
-    assert b["new_extreme_households"].isna().tolist() == [True, False]
-    assert b["cumulative_extreme_households"].isna().all()
+    assert b["new_extreme_households"].tolist() == [pd.NA, 20]
+    assert b["cumulative_extreme_households"].tolist() == [pd.NA, pd.NA]
+    assert b["covered_persons"].tolist() == [pd.NA, pd.NA]
 
 
 # ---- the attacker ---------------------------------------------------------------------
