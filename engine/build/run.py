@@ -40,7 +40,7 @@ import pyproj
 import rasterio
 
 from kantong.engine import __version__, datapaths, progress
-from kantong.engine.atomic import atomic_dir, atomic_path
+from kantong.engine.atomic import atomic_dir, atomic_path, claim_dir
 from kantong.engine.build.grid import (
     CellAccumulator,
     cells_frame,
@@ -90,9 +90,11 @@ from kantong.engine.inputs.rasters import open_raster
 from kantong.engine.rundir import (
     Timer,
     file_record,
+    is_run_output,
     merge_manifest,
     new_run_id,
     peak_memory_mib,
+    seal_manifest,
     utc_now,
     write_manifest,
 )
@@ -392,6 +394,9 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         },
         "config": config.to_dict(),
     }
+    claim_dir(out, command="build", marker=MANIFEST_FILE, recognise=is_run_output,
+              inputs=[households, facilities, friction, population, boundaries_path,
+                      *rasters.values()])
     with timer("inputs"):
         inputs = {}
         for key, path in (("households", households), ("facilities", facilities),
@@ -543,6 +548,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
 
                 write_pockets(tmp, config)
             manifest = _write_manifest(tmp, manifest, timer, merge=True)
+        manifest = seal_manifest(tmp, manifest)  # last write: hashes of every file
     logger.info("build: %d households in %d cells, %s", accepted, len(cells), out)
     return BuildSummary(Path(out), counts, cell_counts, timer.as_dict(), manifest)
 

@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING
 import click
 import geopandas as gpd
 
+from kantong.engine.atomic import claim_file, is_png
+from kantong.engine.cli.options import trust_run_option
 from kantong.engine.config import Config
 from kantong.engine.constants import CELLS_FILE
+from kantong.engine.rundir import update_run
 
 if TYPE_CHECKING:
     from kantong.engine.pockets.run import PocketSummary
@@ -54,9 +57,10 @@ def _table(summary: PocketSummary, top: int) -> list[str]:
               help="Also write a static pocket map PNG to this file.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many pockets to list.")
+@trust_run_option
 def command(run_dir: Path, config_path: Path | None, k_ring: int | None, fdr: float | None,
             min_extreme_households: int | None, analysis_resolution: int | None,
-            plot: Path | None, top: int) -> None:
+            plot: Path | None, top: int, trust_run: bool) -> None:
     """Find poverty pockets (Gi* hot spots + contiguous clusters) and priority scores.
 
     Rewrites only the pocket outputs of RUNDIR: the pocket and score columns of
@@ -68,7 +72,10 @@ def command(run_dir: Path, config_path: Path | None, k_ring: int | None, fdr: fl
     config = Config.from_toml(config_path).replace(
         "pockets", k_ring=k_ring, fdr=fdr, min_extreme_households=min_extreme_households,
         analysis_resolution=analysis_resolution)
-    summary = write_pockets(run_dir, config)
+    if plot is not None:  # never a file of a run, never a foreign file
+        claim_file(plot, command="pockets", recognise=is_png, inputs=[run_dir], flag="--plot")
+    with update_run(run_dir, trust=trust_run) as work:  # the old or the new run, never half
+        summary = write_pockets(work, config)
     pc = config.pockets
     click.echo(f"Pockets in {run_dir}: {summary.n_pockets} pockets; {summary.n_hot:,} of "
                f"{summary.n_cells:,} cells hot (searched at H3 resolution "

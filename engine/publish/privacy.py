@@ -32,7 +32,7 @@ import pandas as pd
 
 from kantong.engine.config import check_min_households
 from kantong.engine.errors import PrivacyError, RunError
-from kantong.engine.h3ids import cells_to_uint64, parent_cells
+from kantong.engine.h3ids import cells_to_uint64, parent_cells, uint64_to_cells
 
 logger = logging.getLogger(__name__)
 
@@ -372,3 +372,59 @@ def withhold_site_counts(sites: pd.DataFrame, *, min_households: int) -> pd.Data
         cp = out["covered_persons"].astype("Int64")
         out["covered_persons"] = cp.mask(seen_small | (cp < k).fillna(True).to_numpy(dtype=bool))
     return out
+
+
+def published_rollup_values(base: pd.DataFrame, plan: SuppressionPlan, resolution: int, *,
+                            means: tuple[str, ...] = (), sums: tuple[str, ...] = ()
+                            ) -> pd.DataFrame:
+    """Recompute derived columns of rollup cells from the *published* base cells only.
+
+    A rollup's ``<raster>_mean`` or ``travel_min_*`` weighted over all its children, withheld
+    ones included, lets an attacker who can compute each child's value (from the public
+    raster) solve for withheld household counts (docs/privacy.md, "derived values"). Here
+    every such value is computed over the published base cells inside the rollup cell:
+    ``means`` as household-weighted means, ``sums`` (``population``) as sums, both over the
+    cells that have a value (NaN when none has). They are then functions of published
+    numbers only.
+
+    Parameters
+    ----------
+    base
+        Base cells with ``h3``, ``households`` and the ``means`` and ``sums`` columns.
+    plan
+        The suppression plan.
+    resolution
+        The rollup resolution (coarser than the base).
+    means, sums
+        Columns to recompute.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the rollup H3 id (string) of every rollup cell holding a published base
+        cell; one column per recomputed column.
+    """
+    status = plan.status[plan.base_resolution].reindex(base["h3"].astype(str).to_numpy())
+    keep = status.to_numpy() == PUBLISHED
+    cells = base.loc[keep]
+    parents = parent_cells(cells_to_uint64(cells["h3"].astype(str)), resolution)
+    codes, uniq = pd.factorize(parents, sort=True)
+    n = len(uniq)
+    weight = cells["households"].to_numpy(dtype="float64")
+    out = pd.DataFrame(index=pd.Index(uint64_to_cells(np.asarray(uniq, dtype="uint64")),
+                                      name="h3"))
+    for col in means:
+        x = cells[col].to_numpy(dtype="float64")
+        ok = np.isfinite(x)
+        num = np.bincount(codes[ok], weights=x[ok] * weight[ok], minlength=n)
+        den = np.bincount(codes[ok], weights=weight[ok], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[col] = np.where(den > 0, num / den, np.nan)
+    for col in sums:
+        x = cells[col].to_numpy(dtype="float64")
+        ok = np.isfinite(x)
+        total = np.bincount(codes[ok], weights=x[ok], minlength=n)
+        has = np.bincount(codes[ok], minlength=n) > 0
+        out[col] = np.where(has, total, np.nan)
+    return out
+

@@ -34,10 +34,11 @@ from kantong.engine.constants import (
     SITES_DIR,
     WGS84,
 )
-from kantong.engine.errors import InputError, RunError, first_line
+from kantong.engine.errors import InputError, PrivacyError, RunError, first_line
 from kantong.engine.h3ids import canonical_cell
 from kantong.engine.publish import privacy
-from kantong.engine.rundir import read_manifest
+from kantong.engine.publish.validate import COUNT_COLUMNS, validate_cells
+from kantong.engine.rundir import verify_run
 
 logger = logging.getLogger(__name__)
 
@@ -120,13 +121,24 @@ class PublishedRun:
         A run directory written by ``kantong build`` (see docs/architecture.md).
     min_households
         The minimum household count ``K``. Default: ``config.privacy.min_households`` in the
-        manifest, else :data:`~kantong.engine.constants.DEFAULT_MIN_HOUSEHOLDS`. Never below
+        manifest (the run's ``K``), else
+        :data:`~kantong.engine.constants.DEFAULT_MIN_HOUSEHOLDS`. Never below
         :data:`~kantong.engine.constants.LOWEST_MIN_HOUSEHOLDS` (``ConfigError``).
+    allow_lower_k
+        Allow ``min_households`` below the run's ``K`` (``--allow-lower-k``; logged as a
+        warning). Without it a lower value is a ``PrivacyError``.
+    trust_run
+        Skip the SHA-256 check of the run's files (``--trust-run``); cells are validated
+        either way.
 
     Raises
     ------
     RunError
-        If ``run_dir`` holds no ``cells.parquet`` or its files break the contract.
+        If ``run_dir`` holds no ``cells.parquet``, does not match the hashes of its
+        manifest, or its files break the contract (invalid or duplicated cell ids,
+        negative counts, rollups that are not exact sums).
+    PrivacyError
+        ``min_households`` below the run's ``K`` without ``allow_lower_k``.
 
     Examples
     --------
@@ -134,15 +146,26 @@ class PublishedRun:
     >>> pub.cells(7, regency="6105").shape  # doctest: +SKIP
     """
 
-    def __init__(self, run_dir: str | Path, *, min_households: int | None = None) -> None:
+    def __init__(self, run_dir: str | Path, *, min_households: int | None = None,
+                 allow_lower_k: bool = False, trust_run: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self._cells_path = self.run_dir / CELLS_FILE
         if not self._cells_path.is_file():
             raise RunError(f"{self.run_dir}: not a run directory ({CELLS_FILE} missing)")
-        self.manifest = read_manifest(self.run_dir)
+        self.manifest = verify_run(self.run_dir, trust=trust_run)
         self.run_id = str(self.manifest.get("run_id") or self.run_dir.name)
-        k = _manifest_min_households(self.manifest) if min_households is None else min_households
+        #: The run's own ``K`` (its configuration); publishing below it needs allow_lower_k.
+        self.run_min_households = check_min_households(_manifest_min_households(self.manifest))
+        k = self.run_min_households if min_households is None else min_households
         self.min_households = check_min_households(k)
+        if self.min_households < self.run_min_households:
+            if not allow_lower_k:
+                raise PrivacyError(
+                    f"{self.run_dir}: min households {self.min_households} is below this "
+                    f"run's K={self.run_min_households}; pass --allow-lower-k to publish "
+                    "that much detail (it is logged)")
+            logger.warning("%s: publishing at K=%d, below the run's K=%d (--allow-lower-k)",
+                           self.run_dir, self.min_households, self.run_min_households)
         self.base_resolution = _base_resolution(self._cells_path)
         self._paths = {self.base_resolution: self._cells_path}
         rollups = self.run_dir / ROLLUP_DIR
@@ -174,12 +197,17 @@ class PublishedRun:
         with self._lock:
             if self._plan is None:
                 for res in self.resolutions:
+                    path = self._paths[res]
+                    names = _schema_names(path)
                     cols = ["h3", "households", "regency_code"]
+                    cols += [c for c in COUNT_COLUMNS if c in names and c not in cols]
                     if res == self.base_resolution:
-                        names = _schema_names(self._paths[res])
-                        cols = [c for c in names if c in _BASE_COLUMNS
-                                or c.startswith("travel_min_")]
-                    self._levels[res] = _read_columns(self._paths[res], cols)
+                        cols = [c for c in names if c in _BASE_COLUMNS or c in cols
+                                or _is_derived(c)]
+                    frame = _read_columns(path, cols)
+                    validate_cells(frame, source=path, resolution=res,
+                                   require=("h3", "households", "regency_code"))
+                    self._levels[res] = frame
                 self._base = self._levels[self.base_resolution]
                 self._plan = privacy.plan_suppression(self._levels,
                                                       min_households=self.min_households)
@@ -226,6 +254,8 @@ class PublishedRun:
         gdf = _read_geo(self._paths[res])
         keep = plan.status[res].reindex(gdf["h3"].astype(str)).to_numpy() == privacy.PUBLISHED
         gdf = gdf.loc[keep].reset_index(drop=True)
+        if res != self.base_resolution:
+            gdf = self._published_derived(gdf, res)
         cols = [c for c in PUBLIC_CELL_COLUMNS if c in gdf.columns]
         cols += [c for c in gdf.columns if c not in cols and is_public_cell_column(c)]
         cols = [c for c in cols if c != "geometry"] + ["geometry"]
@@ -241,6 +271,24 @@ class PublishedRun:
         withheld = plan.withheld_count(res)
         logger.info("r%d: %d cells published, %d withheld (K=%d)", res, len(gdf), withheld,
                     self.min_households)
+        return gdf
+
+    def _published_derived(self, gdf: gpd.GeoDataFrame, res: int) -> gpd.GeoDataFrame:
+        """Replace derived columns of rollup cells by values over published base cells only.
+
+        ``<raster>_mean``, ``travel_min_*`` and ``population`` of a rollup cell computed over
+        all its children would let withheld counts be solved for (docs/privacy.md).
+        """
+        base = self._base_frame()
+        derived = [c for c in gdf.columns if _is_derived(c)]
+        means = tuple(c for c in derived if c != "population" and c in base.columns)
+        sums = ("population",) if "population" in derived and "population" in base.columns \
+            else ()
+        values = privacy.published_rollup_values(base, self.plan, res, means=means, sums=sums)
+        values = values.reindex(gdf["h3"].astype(str).to_numpy())
+        gdf = gdf.drop(columns=[c for c in derived if c not in (*means, *sums)])
+        for col in (*means, *sums):
+            gdf[col] = values[col].to_numpy()
         return gdf
 
     def cell(self, h3_id: str) -> dict | None:
@@ -512,6 +560,11 @@ class PublishedRun:
                              f"(known: {shown})")
         return code
 
+
+
+def _is_derived(name: str) -> bool:
+    """Whether a cell column is a per-cell value aggregated by rollups (not a count)."""
+    return name == "population" or name.startswith("travel_min_") or name.endswith("_mean")
 
 
 def _manifest_min_households(manifest: dict) -> int:

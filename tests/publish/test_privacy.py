@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pyogrio
 import pytest
 import scipy.linalg
-from factories import make_households, make_run
+from factories import make_households, make_run, seal_run
 from test_published import add_pockets_and_sites
 
 from kantong.engine.constants import PERSONAL_FIELDS
@@ -332,6 +332,7 @@ def leaky_world(tmp_path_factory):
         frame["household_lon"] = pick["lon"].to_numpy()
         frame["household_lat"] = pick["lat"].to_numpy()
         frame.to_parquet(path)
+    seal_run(run)  # the leaky files are the run as written (hashes match)
     return run, truth
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from factories import PlantedPockets, make_households, make_run
+from factories import PlantedPockets, make_households, make_run, seal_run
 
 from kantong.engine.constants import DEFAULT_MIN_HOUSEHOLDS, PERSONAL_FIELDS, WGS84
 from kantong.engine.errors import ConfigError, InputError, RunError
@@ -79,6 +79,7 @@ def add_pockets_and_sites(run: Path, truth: PlantedPockets, *, seed: int = 0) ->
             "lon": at["lon"].to_numpy(), "lat": at["lat"].to_numpy(),
         }, geometry=gpd.points_from_xy(at["lon"], at["lat"]), crs=WGS84)
         sites.to_parquet(run / "sites" / f"sites_{kind}.parquet")
+    seal_run(run)  # the files changed on purpose: record their hashes
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,7 @@ def test_cells_are_cached_and_copies(pub):
 
 def test_min_households_default_config_and_floor(sparse_run, tmp_path):
     run = sparse_run[0]
-    assert PublishedRun(run, min_households=3).min_households == 3
+    assert PublishedRun(run, min_households=3, allow_lower_k=True).min_households == 3
     with pytest.raises(ConfigError, match=">= 3"):
         PublishedRun(run, min_households=2)
     copy = tmp_path / "run"
@@ -199,18 +200,19 @@ def test_min_households_default_config_and_floor(sparse_run, tmp_path):
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["config"] = {"privacy": {"min_households": 25}}
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    pub25 = PublishedRun(copy)
+    pub25 = PublishedRun(copy, trust_run=True)  # the edited manifest is trusted on purpose
     assert pub25.min_households == 25
     assert (pub25.cells()["households"] >= 25).all()
     manifest["config"] = {"privacy": {"min_households": 1}}
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError):
-        PublishedRun(copy)
+        PublishedRun(copy, trust_run=True)
 
 
 def test_larger_k_withholds_more(sparse_run):
     run = sparse_run[0]
-    n = [len(PublishedRun(run, min_households=k).cells()) for k in (3, 10, 30)]
+    n = [len(PublishedRun(run, min_households=k, allow_lower_k=True).cells())
+         for k in (3, 10, 30)]
     assert n[0] > n[1] > n[2]
 
 
@@ -226,7 +228,7 @@ def test_rollup_inconsistent_with_cells_is_refused(tiny_run):
     r7.loc[0, "households"] += 1
     r7.to_parquet(path)
     with pytest.raises(RunError, match="not the exact sum"):
-        PublishedRun(run).cells()
+        PublishedRun(run, trust_run=True).cells()  # past the hash check: the rollup check
 
 
 def test_layer_without_crs_is_refused(tiny_run):
@@ -234,7 +236,7 @@ def test_layer_without_crs_is_refused(tiny_run):
     cells = gpd.read_parquet(run / "cells.parquet")
     cells.set_crs(None, allow_override=True).to_parquet(run / "cells.parquet")
     with pytest.raises(RunError, match="no CRS"):
-        PublishedRun(run).cells()
+        PublishedRun(run, trust_run=True).cells()
 
 
 def test_pockets(pub, sparse_run):
