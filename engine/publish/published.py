@@ -37,6 +37,7 @@ from kantong.engine.constants import (
 from kantong.engine.errors import InputError, PrivacyError, RunError, first_line
 from kantong.engine.h3ids import canonical_cell
 from kantong.engine.publish import privacy
+from kantong.engine.publish.totals import pocket_group_totals, regency_exactness
 from kantong.engine.publish.validate import COUNT_COLUMNS, validate_cells
 from kantong.engine.rundir import verify_run
 
@@ -76,11 +77,11 @@ PUBLIC_POCKET_COLUMNS: tuple[str, ...] = (
     "pocket_id", "regency_code", "regency_name", "cells", *POCKET_COUNT_COLUMNS,
     "extreme_rate", *(share for _, _, share in DEPRIVATIONS.values()),
     "strategy", "strategy_label", "priority", "rank", "rank_province", "rank_regency",
-    "lon", "lat", "geometry",
+    "pocket_p", "confidence", "totals", "lon", "lat", "geometry",
 )
 #: Pocket attributes taken as they are from pockets.parquet (labels and scores, not counts).
 _POCKET_PASSTHROUGH = ("strategy", "strategy_label", "priority", "rank", "rank_province",
-                       "rank_regency")
+                       "rank_regency", "pocket_p", "confidence")
 #: Columns of published sites.
 PUBLIC_SITE_COLUMNS: tuple[str, ...] = (
     "type", "rank", "new_extreme_households", "cumulative_extreme_households",
@@ -89,7 +90,7 @@ PUBLIC_SITE_COLUMNS: tuple[str, ...] = (
 #: Columns of the regency summary.
 REGENCY_COLUMNS: tuple[str, ...] = (
     "regency_code", "regency_name", "households", "persons", "extreme_households",
-    "extreme_persons", "extreme_rate", "pockets", "cells",
+    "extreme_persons", "extreme_rate", "pockets", "cells", "totals",
 )
 
 _ROLLUP_RE = re.compile(r"cells_r(\d+)\.parquet")
@@ -357,6 +358,10 @@ class PublishedRun:
                 totals = privacy.pocket_totals(weighted, self.plan, columns=(*counts, *travel))
                 for c in travel:  # household-weighted mean over the published cells
                     totals[c] = totals[c] / totals["households"]
+                # counts: true totals where the withheld part is safe (engine/publish/totals.py)
+                true = pocket_group_totals(base, self.plan, columns=counts).reindex(totals.index)
+                for c in (*counts, "totals"):
+                    totals[c] = true[c].to_numpy()
                 src = self.run_dir / POCKETS_FILE
                 if src.is_file():
                     ids = _read_columns(src, ["pocket_id"])["pocket_id"].dropna().astype("int64")
@@ -367,8 +372,11 @@ class PublishedRun:
     def pockets(self) -> gpd.GeoDataFrame:
         """Return the published pockets: at least ``K`` households in published cells.
 
-        Counts are sums over the pocket's *published* cells and the outline is the union of
-        those cells, so a pocket total minus the published cells inside is always zero.
+        Counts are the pocket's true totals when what is withheld inside it cannot be
+        recovered (``totals = "exact"``), else the sums over its safe units
+        (``totals = "protected"``; docs/privacy.md, "Pocket and regency totals"). The
+        outline is the union of the pocket's published cells; travel times are
+        household-weighted over them. ``pocket_p`` and ``confidence`` come from the run.
 
         Returns
         -------
@@ -505,6 +513,7 @@ class PublishedRun:
         out["regency_code"] = out["regency_code"].astype("string")
         out["extreme_rate"] = _ratio(out["extreme_persons"], out["persons"])
         out["pockets"] = out["regency_code"].map(pockets).fillna(0).astype("int64")
+        out["totals"] = regency_exactness(self._base_frame(), sums).to_numpy()
         return out[list(REGENCY_COLUMNS)].sort_values("regency_code").reset_index(drop=True)
 
     def regency_totals(self, columns: Sequence[str]) -> pd.DataFrame:
