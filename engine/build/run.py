@@ -444,6 +444,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
 
         # households, in batches (or on Dask) ----------------------------------------------
         hh_rejects: list[pd.DataFrame] = []
+        register: dict[str, Any] = {"examples": {}}  # how the register read (local backend)
         if backend == "dask":
             sums, partial, read, accepted, located = _dask_households(
                 households, travel, area=area, resolution=resolution, batch_rows=batch_rows,
@@ -457,7 +458,6 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
             read = located = 0
             seen: set = set()
             codes: Any = reading.village_codes
-            register: dict[str, Any] = {"examples": {}}
             bar = stack.enter_context(progress.stage("reading and fusing households"))
             for source, offset, batch in _timed_batches(
                     household_batches(households, batch_rows=batch_rows,
@@ -486,8 +486,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                                 "village_located": located}
         manifest["location_precision"] = location_precision(accepted, located)
         if accepted == 0:
-            raise EmptyInputError(_all_rejected(households, out, read, hh_rejects,
-                                                manifest.get("register", {})))
+            raise EmptyInputError(_all_rejected(households, out, read, hh_rejects, register))
 
         # cells, population, rasters ------------------------------------------------------
         with timer("cells"), progress.stage("cells"):
