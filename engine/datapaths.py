@@ -23,6 +23,8 @@ CODES_KEMENDAGRI = "boundaries/kalimantan_kode_wilayah_kemendagri2025.csv"
 CROSSWALK_ADM2 = "boundaries/kalimantan_crosswalk_adm2_bps2020_kemendagri2025.csv"
 CROSSWALK_ADM3 = "boundaries/kalimantan_crosswalk_adm3_bps2020_kemendagri2025.csv"
 TOWNS = "boundaries/kalimantan_towns_geonames.csv"
+CONTEXT_RIVERS = "context/kalimantan_rivers_naturalearth10m.geojson"
+CONTEXT_PLACES = "context/kalimantan_places_naturalearth10m.geojson"
 POPULATION_POINTS = "rasters/source/kalimantan_ghspop_1km_points.csv"
 POPULATION_TIF = "rasters/kalimantan_ghspop_1km.tif"
 

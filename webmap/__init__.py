@@ -22,6 +22,7 @@ from flask import Flask
 
 from kantong.engine.errors import ConfigError
 from kantong.engine.publish.published import PublishedRun
+from kantong.webmap.compress import register_compression
 from kantong.webmap.config import DEFAULTS
 from kantong.webmap.errors import register_error_handlers
 from kantong.webmap.security import register_security_headers
@@ -83,13 +84,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     register_security_headers(app)
+    register_compression(app)
 
     from kantong.webmap.views.api import bp as api_bp
+    from kantong.webmap.views.downloads import bp as downloads_bp
+    from kantong.webmap.views.find import bp as find_bp
     from kantong.webmap.views.tiles import bp as tiles_bp
     from kantong.webmap.views.viewer import bp as viewer_bp
 
     app.register_blueprint(tiles_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(find_bp)
+    app.register_blueprint(downloads_bp)
     app.register_blueprint(viewer_bp)
     compare_dir = app.config.get("COMPARE_RUN_DIR") or app.config.get("KANTONG_COMPARE_RUN_DIR")
     if compare_dir:  # `kantong serve --compare OLD`: change layers (webmap/views/compare.py)

@@ -25,9 +25,10 @@ import pyogrio
 import shapely
 
 from kantong.engine import __version__
-from kantong.engine.atomic import atomic_path, write_json
+from kantong.engine.atomic import atomic_path, claim_file, write_json
 from kantong.engine.constants import SITES_DIR, SYNTHETIC_LABEL, WGS84
-from kantong.engine.errors import InputError, RunError
+from kantong.engine.errors import InputError, RunError, first_line
+from kantong.engine.publish.provenance import public_run_record
 from kantong.engine.publish.published import PublishedRun
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def provenance(published: PublishedRun, *, layer: str, resolution: int | None = 
                regency: str | None = None) -> dict[str, Any]:
     """Return the provenance record written into (or beside) every export."""
     manifest = published.manifest
+    run = public_run_record(manifest)
     record: dict[str, Any] = {
         "engine": "kantong",
         "engine_version": __version__,
@@ -157,7 +159,10 @@ def provenance(published: PublishedRun, *, layer: str, resolution: int | None = 
         if layer == "cells" else None,
         "regency": regency,
         "min_households": published.min_households,
-        "parameters": manifest.get("parameters", {}),
+        "run_min_households": published.run_min_households,
+        # base names and hashes only: no server path, no input location (issue 18)
+        "parameters": run["parameters"],
+        "inputs": run["inputs"],
         "crs": WGS84,
         "coordinate_decimals": COORDINATE_DECIMALS,
         "contains_household_records": False,
@@ -207,6 +212,8 @@ def export_layer(published: PublishedRun, layer: str, path: str | Path, *,
     >>> export_layer(PublishedRun("run"), "cells", "cells.geojson")  # doctest: +SKIP
     """
     fmt = check_format(path, format_from_path(path) if fmt is None else fmt)
+    claim_file(path, command="export", recognise=lambda p: is_export_output(p, fmt),
+               inputs=[published.run_dir])  # never a run's file, never a foreign file
     folder = published.run_dir / SITES_DIR
     if layer == "sites" and not (folder.is_dir() and any(folder.glob("sites_*.parquet"))):
         raise RunError(f"{published.run_dir}: no sites in this run; choose them first with "
@@ -215,21 +222,83 @@ def export_layer(published: PublishedRun, layer: str, path: str | Path, *,
                                               regency=regency)
     meta = provenance(published, layer=layer, resolution=resolution, regency=regency)
     path = Path(path)
-    sidecar = None
-    if fmt == "geojson":
-        write_geojson(frame, path, metadata=meta, id_column=_ID_COLUMN.get(layer))
-    elif fmt in ("gpkg", "fgb"):
-        _write_ogr(frame, path, fmt=fmt, layer=layer, metadata=meta)
-    elif fmt == "parquet":
-        write_geoparquet(frame, path, metadata=meta)
-    else:
-        sidecar = write_csv(frame, path, metadata=meta, wkt=wkt)
+    sidecar = export_frame(frame, path, fmt=fmt, layer=layer, metadata=meta, wkt=wkt)
     logger.info("exported %d %s rows to %s (%d withheld)", len(frame), layer, path, suppressed)
     return ExportSummary(path=path, layer=layer, format=fmt, rows_written=len(frame),
                          rows_suppressed=suppressed, values_withheld=withheld, sidecar=sidecar)
 
 
 _ID_COLUMN = {"cells": "h3", "pockets": "pocket_id"}
+
+
+def export_frame(frame: gpd.GeoDataFrame, path: str | Path, *, fmt: str, layer: str,
+                 metadata: dict[str, Any], wkt: bool = False) -> Path | None:
+    """Write an already-published layer frame (from :func:`layer_frame`) in ``fmt``.
+
+    Used by :func:`export_layer` and by the web map's downloads (which filter the frame
+    further, e.g. to one pocket).
+
+    Parameters
+    ----------
+    frame
+        Rows of :func:`layer_frame`, possibly a subset of them.
+    path
+        Output file (written atomically).
+    fmt
+        One of :data:`FORMATS`.
+    layer
+        ``cells``, ``pockets`` or ``sites`` (layer name, feature ids, geometry type).
+    metadata
+        Provenance record (:func:`provenance`).
+    wkt
+        CSV only: add the geometry as a ``wkt`` column.
+
+    Returns
+    -------
+    Path or None
+        The CSV's JSON sidecar, or ``None`` for the other formats.
+
+    Raises
+    ------
+    InputError
+        If ``fmt`` is not one of :data:`FORMATS`.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    path = Path(path)
+    if fmt == "geojson":
+        write_geojson(frame, path, metadata=metadata, id_column=_ID_COLUMN.get(layer))
+    elif fmt in ("gpkg", "fgb"):
+        _write_ogr(frame, path, fmt=fmt, layer=layer, metadata=metadata)
+    elif fmt == "parquet":
+        write_geoparquet(frame, path, metadata=metadata)
+    else:
+        return write_csv(frame, path, metadata=metadata, wkt=wkt)
+    return None
+
+
+def is_export_output(path: str | Path, fmt: str) -> bool:
+    """Return whether an existing file is a previous ``kantong export`` output (its provenance).
+
+    GeoJSON: the ``kantong`` member leads the file; GeoParquet: ``kantong`` schema
+    metadata; GeoPackage/FlatGeobuf: the provenance in the dataset or layer metadata; CSV:
+    the ``<file>.json`` sidecar. Anything else (or unreadable) is not.
+    """
+    p = Path(path)
+    try:
+        if fmt == "geojson":
+            with open(p, "rb") as fh:
+                return fh.read(64).startswith(b'{"type":"FeatureCollection","kantong":{')
+        if fmt == "parquet":
+            return b"kantong" in (pq.read_schema(p).metadata or {})
+        if fmt == "csv":
+            meta = json.loads(p.with_name(p.name + ".json").read_text(encoding="utf-8"))
+            return isinstance(meta, dict) and meta.get("engine") == "kantong"
+        info = pyogrio.read_info(p)
+        return "kantong" in json.dumps({k: info.get(k) for k in (
+            "dataset_metadata", "layer_metadata")}, default=str).lower()
+    except Exception:  # noqa: BLE001 - any unreadable file is simply not ours
+        return False
 
 
 def round_and_orient(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -367,7 +436,12 @@ def _write_ogr(frame: gpd.GeoDataFrame, path: Path, *, fmt: str, layer: str,
     else:
         kwargs.update(driver="FlatGeobuf", layer_options={"TITLE": title, "DESCRIPTION": text})
     with atomic_path(path) as tmp:
-        pyogrio.write_dataframe(_ogr_ready(frame), tmp, **kwargs)
+        try:
+            pyogrio.write_dataframe(_ogr_ready(frame), tmp, **kwargs)
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+                pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
+                RuntimeError) as exc:  # disk full, read-only folder, driver limits
+            raise InputError(f"{path}: cannot write {fmt} ({first_line(exc)})") from None
     return path
 
 

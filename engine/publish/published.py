@@ -27,6 +27,7 @@ from kantong.engine.constants import (
     CELLS_FILE,
     DEFAULT_MIN_HOUSEHOLDS,
     DEPRIVATIONS,
+    FACILITIES_FILE,
     HOUSEHOLD_ID,
     PERSONAL_FIELDS,
     POCKETS_FILE,
@@ -85,8 +86,11 @@ _POCKET_PASSTHROUGH = ("strategy", "strategy_label", "priority", "rank", "rank_p
 #: Columns of published sites.
 PUBLIC_SITE_COLUMNS: tuple[str, ...] = (
     "type", "rank", "new_extreme_households", "cumulative_extreme_households",
-    "covered_persons", "regency_code", "regency_name", "lon", "lat", "geometry",
+    "covered_persons", "regency_code", "regency_name", "lon", "lat", "max_minutes", "geometry",
 )
+#: Columns of published existing facilities (public infrastructure points, no households).
+PUBLIC_FACILITY_COLUMNS: tuple[str, ...] = ("facility_id", "type", "name", "lon", "lat",
+                                            "geometry")
 #: Columns of the regency summary.
 REGENCY_COLUMNS: tuple[str, ...] = (
     "regency_code", "regency_name", "households", "persons", "extreme_households",
@@ -184,6 +188,7 @@ class PublishedRun:
         self._pockets: gpd.GeoDataFrame | None = None
         self._pocket_totals: pd.DataFrame | None = None
         self._sites: gpd.GeoDataFrame | None = None
+        self._facilities: gpd.GeoDataFrame | None = None
         self._regencies: pd.DataFrame | None = None
         logger.info("published view of %s: resolutions %s, K=%d", self.run_dir,
                     self.resolutions, self.min_households)
@@ -483,6 +488,34 @@ class PublishedRun:
             raise RunError(f"{folder}: sites files have no 'rank' column")
         sites = privacy.withhold_site_counts(sites, min_households=self.min_households)
         return gpd.GeoDataFrame(sites, geometry="geometry", crs=WGS84)
+
+    # ---- existing facilities ----------------------------------------------------------------
+    def facilities(self) -> gpd.GeoDataFrame:
+        """Return the run's existing facilities (``facilities.parquet``), points in EPSG:4326.
+
+        Facilities are public infrastructure (health centres, schools, water points), not
+        households: they are published as they are, restricted to
+        :data:`PUBLIC_FACILITY_COLUMNS` (``lon``/``lat`` from the points).
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            ``facility_id``, ``type``, ``name``, ``lon``, ``lat`` (those available) and the
+            points; empty (with those columns) when the run was built without facilities.
+        """
+        with self._lock:
+            if self._facilities is None:
+                path = self.run_dir / FACILITIES_FILE
+                if not path.is_file():
+                    self._facilities = _empty_geo(PUBLIC_FACILITY_COLUMNS)
+                else:
+                    gdf = _read_geo(path)
+                    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+                    gdf["lon"] = gdf.geometry.x.round(6)
+                    gdf["lat"] = gdf.geometry.y.round(6)
+                    cols = [c for c in PUBLIC_FACILITY_COLUMNS if c in gdf.columns]
+                    self._facilities = gdf[cols].reset_index(drop=True)
+            return self._facilities.copy()
 
     # ---- regencies ------------------------------------------------------------------------
     def regencies(self) -> pd.DataFrame:

@@ -17,13 +17,15 @@ def test_config(web_run):
 def test_extensions_and_blueprints(app):
     assert isinstance(app.extensions["kantong"], PublishedRun)
     assert app.extensions["kantong"].min_households == 10
-    assert {"tiles", "api", "viewer"} <= set(app.blueprints)
+    assert {"tiles", "api", "viewer", "find", "downloads"} <= set(app.blueprints)
     rules = {r.rule for r in app.url_map.iter_rules()}
     assert {"/tiles/<indicator>/<z>/<x>/<y>.png", "/tiles/cells/<z>/<x>/<y>.pbf",
             "/tiles/<name>.json", "/tiles/<indicator>/legend.json", "/api/legend/<indicator>",
             "/api/pockets", "/api/sites", "/api/cells/<h3_id>", "/api/regencies",
             "/api/boundaries/regencies.geojson", "/api/indicators", "/api/run", "/healthz",
-            "/download/<layer>.geojson", "/"} <= rules
+            "/download/<layer>.<fmt>", "/api/search", "/api/locate", "/api/facilities",
+            "/api/context/places.json", "/api/context/districts.geojson",
+            "/api/context/villages.json", "/"} <= rules
 
 
 def test_environment_overrides(web_run, monkeypatch):

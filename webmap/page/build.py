@@ -6,7 +6,9 @@ vendored Leaflet under ``/static/vendor/`` and nothing else is loaded. The indic
 come from the app's tile server (``/tiles/<indicator>/{z}/{x}/{y}.png``); the small vector
 layers (pockets, chosen sites, regency outlines, the province background) are embedded in the
 page, so it needs no further request to be usable. A few controls (title and regency selector,
-download links, legend) are plain HTML wired up by ``/static/viewer.js``.
+download links, legend) are plain HTML (:mod:`kantong.webmap.page.panel`) wired up by
+``/static/viewer.js`` and ``/static/viewer-tools.js``. The page is built per language
+(:mod:`kantong.webmap.i18n`): Bahasa Indonesia by default, English with ``?lang=en``.
 
 Everything here works on already-published data (:class:`ViewerContent`); the content comes
 from :class:`kantong.engine.publish.published.PublishedRun`, the privacy gate, via
@@ -15,11 +17,11 @@ from :class:`kantong.engine.publish.published.PublishedRun`, the privacy gate, v
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +35,17 @@ from jinja2 import Template
 
 from kantong.engine.constants import WGS84
 from kantong.engine.errors import RunError
+from kantong.webmap.i18n import (
+    DEFAULT_LANGUAGE,
+    LOCALES,
+    facility_label,
+    indicator_label,
+    js_messages,
+    t,
+)
 from kantong.webmap.page.markers import POCKET_MARKER_MAX_ZOOM, POCKET_MARKER_RADIUS, pocket_markers
+from kantong.webmap.page.panel import DOWNLOAD_LAYERS, legend_html, panel_html
+from kantong.webmap.page.popups import pocket_popup_html, site_popup_html
 
 logger = logging.getLogger(__name__)
 
@@ -41,45 +53,26 @@ BBox = tuple[float, float, float, float]
 
 #: The indicator shown when the page opens (when the run publishes it).
 DEFAULT_INDICATOR = "priority"
-#: Layers offered as GeoJSON downloads (``/download/<layer>.geojson``).
-DOWNLOAD_LAYERS = ("cells", "pockets", "sites")
-#: Simplification tolerances (degrees) of the embedded outlines: regencies, provinces.
+#: Simplification tolerances (degrees) of the embedded outlines: regencies, provinces
+#: (0.002 degree is about 220 m: cells stay inside the drawn coast).
 REGENCY_TOLERANCE = 0.002
-PROVINCE_TOLERANCE = 0.01
+PROVINCE_TOLERANCE = 0.002
 #: Decimals kept in embedded coordinates (1e-5 degree is about 1 m).
 COORD_DECIMALS = 5
 
-_LABELS = {
-    "priority": "Priority score",
-    "extreme_households": "Extreme-poor households",
-    "extreme_persons": "Extreme-poor persons",
-    "extreme_rate": "Extreme-poverty rate",
-    "pocket": "Poverty pockets",
-    "assistance_gap": "Extreme-poor households without assistance",
-    "households": "Households",
-    "persons": "Persons",
-    "population": "Population",
-}
-
-#: Labels of the priority-score components (``contrib_<component>`` columns,
-# kantong.engine.pockets.score).
-_COMPONENT_LABELS = {
-    "extreme_households": "Number of extreme-poor households",
-    "extreme_rate": "Extreme-poverty rate",
-    "deprivation": "Lack of water, sanitation, electricity, housing",
-    "travel": "Travel time to services",
-    "assistance_gap": "Extreme poor without social assistance",
-}
 #: Tile layers offered in the layer control, in order (``travel_min_*`` expands to every type).
 MAP_LAYERS = ("priority", "extreme_households", "extreme_rate", "travel_min_*", "pocket")
 
 _STYLE_PROVINCE = {"color": "#9a9a8f", "weight": 1, "fillColor": "#e9e6df", "fillOpacity": 1.0}
 _STYLE_RUN_PROVINCE = {"color": "#6f6f66", "weight": 2, "fillColor": "#f7f5f0", "fillOpacity": 1.0}
 _STYLE_REGENCY = {"color": "#6b6b6b", "weight": 1.2, "opacity": 0.9, "fill": False}
-_STYLE_POCKET = {"color": "#00a3d9", "weight": 3, "opacity": 1.0, "fillColor": "#00a3d9",
+#: Pockets: a dark blue outline (7.2:1 on the background, 7.8:1 on its white halo) with a white
+#: halo (``.kantong-pocket`` in viewer.css), so it stays >= 3:1 on light and dark cells.
+_STYLE_POCKET = {"color": "#0b5394", "weight": 3, "opacity": 1.0, "fillColor": "#0b5394",
                  "fillOpacity": 0.06}
 
-_ASSETS_JS = (("leaflet", "vendor/leaflet/leaflet.js"), ("kantong_viewer", "viewer.js"))
+_ASSETS_JS = (("leaflet", "vendor/leaflet/leaflet.js"), ("kantong_tools", "viewer-tools.js"),
+              ("kantong_viewer", "viewer.js"))
 _ASSETS_CSS = (("leaflet_css", "vendor/leaflet/leaflet.css"), ("kantong_css", "viewer.css"))
 
 
@@ -114,8 +107,13 @@ class ViewerContent:
         Whether the run was built from synthetic demo data.
     compare
         Change layers of ``kantong serve --compare`` (an object with ``add_to(fmap, *,
-        base_url, bounds)`` returning ``(overlay, low-zoom markers)`` layer pairs and
-        ``legend_entries()``, :class:`kantong.webmap.views.compare.ComparePageLayers`) or ``None``.
+        base_url, bounds, lang)`` returning ``(overlay, low-zoom markers)`` layer pairs and
+        ``legend_entries(lang)``: a
+        :class:`kantong.webmap.page.compare_layers.ComparePageLayers`) or ``None``.
+    cell_columns
+        Public columns of the published cells (labels of the cell popup).
+    facility_count, facility_types
+        Number and types of the published existing facilities (``/api/facilities``).
     """
 
     run_id: str
@@ -131,135 +129,9 @@ class ViewerContent:
     synthetic: bool = False
     province_codes: tuple[str, ...] = field(default_factory=tuple)
     compare: Any = None
-
-
-def indicator_label(name: str) -> str:
-    """Return a human label for an indicator or score-component name.
-
-    Parameters
-    ----------
-    name
-        Indicator name as used in tile URLs and ``contrib_<name>`` columns.
-
-    Returns
-    -------
-    str
-        E.g. ``"Travel time to water point"`` for ``"travel_min_water_point"``.
-
-    Examples
-    --------
-    >>> indicator_label("share_no_improved_water")
-    'No improved water'
-    """
-    if name in _LABELS:
-        return _LABELS[name]
-    if name.startswith("travel_min_"):
-        return "Travel time to " + name.removeprefix("travel_min_").replace("_", " ")
-    text = name.removeprefix("share_").removeprefix("n_").replace("_", " ").strip()
-    return text[:1].upper() + text[1:] if text else name
-
-
-def _fmt_int(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "–"
-    return f"{int(round(float(value))):,}"
-
-
-def _fmt_float(value: Any, digits: int = 2) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):.{digits}f}"
-
-
-def _names(value: Any) -> str:
-    if value is None or value is pd.NA:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Iterable):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def _rows(rows: Sequence[tuple[str, str]]) -> str:
-    return "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-
-
-def pocket_popup_html(pocket: Mapping[str, Any], *, top: int = 3) -> str:
-    """Return the (escaped) HTML of a pocket's popup.
-
-    Parameters
-    ----------
-    pocket
-        Properties of one published pocket: ``pocket_id``, ``households``,
-        ``extreme_households``, ``strategy_label``, ``priority``, optionally
-        ``strategy_reason``, ``regencies`` (else ``regency_name``) and ``contrib_<indicator>``.
-    top
-        How many of the largest positive contributions to list.
-
-    Returns
-    -------
-    str
-        An HTML fragment; every value is escaped.
-    """
-    rows = [("Households", _fmt_int(pocket.get("households"))),
-            ("Extreme-poor households", _fmt_int(pocket.get("extreme_households"))),
-            ("Priority score", _fmt_float(pocket.get("priority")))]
-    regencies = _names(pocket.get("regencies")) or _names(pocket.get("regency_name"))
-    if regencies:
-        rows.append(("Regency", regencies))
-    strategy = pocket.get("strategy_label") or pocket.get("strategy") or "–"
-    reason = pocket.get("strategy_reason") or ""
-    contribs = []
-    for key, value in pocket.items():
-        if key.startswith("contrib_") and value is not None and value is not pd.NA:
-            v = float(value)
-            if math.isfinite(v) and v > 0:
-                contribs.append((v, key.removeprefix("contrib_")))
-    contribs.sort(reverse=True)
-    total = sum(v for v, _ in contribs)
-    items = "".join(
-        f"<li>{html.escape(_COMPONENT_LABELS.get(name) or indicator_label(name))} "
-        f"<span class=\"kantong-share\">{100 * v / total:.0f}%</span></li>"
-        for v, name in contribs[:top])
-    pocket_id = html.escape(str(pocket.get("pocket_id", "")))
-    parts = [
-        f"<div class=\"kantong-popup\"><h3>Poverty pocket {pocket_id}</h3>",
-        f"<table>{_rows(rows)}</table>",
-        "<p class=\"kantong-strategy\"><b>Recommended strategy:</b> "
-        f"{html.escape(str(strategy))}",
-    ]
-    if reason:
-        parts.append(f"<br><span class=\"kantong-reason\">{html.escape(str(reason))}</span>")
-    parts.append("</p>")
-    if items:
-        parts.append(f"<p><b>Top contributing indicators</b></p><ol>{items}</ol>")
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def site_popup_html(site: Mapping[str, Any]) -> str:
-    """Return the (escaped) HTML of a chosen site's popup.
-
-    Parameters
-    ----------
-    site
-        Properties of one site: ``rank``, ``type``, ``new_extreme_households``,
-        ``cumulative_extreme_households``, ``regency_name``.
-
-    Returns
-    -------
-    str
-        An HTML fragment; every value is escaped.
-    """
-    kind = str(site.get("type") or "site").replace("_", " ")
-    rows = [("New extreme-poor households in reach", _fmt_int(site.get("new_extreme_households"))),
-            ("Cumulative (sites 1 to this one)",
-             _fmt_int(site.get("cumulative_extreme_households")))]
-    if site.get("regency_name"):
-        rows.append(("Regency", str(site["regency_name"])))
-    return (f"<div class=\"kantong-popup\"><h3>Site #{html.escape(_fmt_int(site.get('rank')))}: "
-            f"new {html.escape(kind)}</h3><table>{_rows(rows)}</table></div>")
+    cell_columns: tuple[str, ...] = ()
+    facility_count: int = 0
+    facility_types: tuple[str, ...] = ()
 
 
 def _round_geometry(geoms: gpd.GeoSeries, tolerance: float | None) -> np.ndarray:
@@ -323,60 +195,40 @@ def to_feature_collection(gdf: gpd.GeoDataFrame, *, columns: Sequence[str] = (),
 
 
 class _Controls(MacroElement):
-    """Title panel, regency selector, downloads, legend, and the script that wires them."""
+    """Title panel, legend box, and the script that wires them to the map's layers."""
 
     _template = Template("""
 {% macro header(this, kwargs) %}
 <link rel="icon" type="image/svg+xml" href="{{ this.favicon }}">
 {% endmacro %}
 {% macro html(this, kwargs) %}
-<div id="kantong-panel" class="kantong-panel">{{ this.panel_html }}</div>
-<div id="kantong-legend" class="kantong-legend" aria-live="polite"></div>
+<div id="kantong-panel" class="kantong-panel" role="region"
+     aria-label="{{ this.panel_label }}">{{ this.panel_html }}</div>
+{{ this.legend_html }}
 {% endmacro %}
 {% macro script(this, kwargs) %}
-kantongViewer({{ this._parent.get_name() }}, {{ this.config|tojson }},
-              {{ this.outlines_name }}, {{ this.pairs_js }});
+kantongViewer({{ this._parent.get_name() }}, {{ this.config|tojson }}, {{ this.layers_js }});
 {% endmacro %}
 """)
 
-    def __init__(self, *, panel_html: str, config: dict[str, Any], outlines_name: str,
-                 favicon: str, marker_pairs: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, *, panel_html: str, legend_html: str, panel_label: str,
+                 config: dict[str, Any], layers: Mapping[str, str | None],
+                 tiles: Mapping[str, str], favicon: str,
+                 marker_pairs: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__()
         self._name = "KantongControls"
         self.panel_html = panel_html
+        self.legend_html = legend_html
+        self.panel_label = panel_label
         self.config = config
-        self.outlines_name = outlines_name
-        # JavaScript array of [overlay, markers] layer variables (names made by Folium)
-        self.pairs_js = "[" + ", ".join(f"[{a}, {b}]" for a, b in marker_pairs) + "]"
+        # a JavaScript object of layer variables (names made by Folium): outlines, control,
+        # pockets, sites, tiles {indicator: layer}, pairs [[overlay, low-zoom rings], ...]
+        parts = [f"{k}: {v or 'null'}" for k, v in layers.items()]
+        parts.append("tiles: {" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in tiles.items())
+                     + "}")
+        parts.append("pairs: [" + ", ".join(f"[{a}, {b}]" for a, b in marker_pairs) + "]")
+        self.layers_js = "{" + ", ".join(parts) + "}"
         self.favicon = favicon
-
-
-def _panel_html(content: ViewerContent, *, base_url: str) -> str:
-    title = f"Kantong — kantong kemiskinan {content.province_name}"
-    sub = [f"Run {content.run_id}"]
-    if content.synthetic:
-        sub.append("SYNTHETIC demo data")
-    options = ["<option value=\"\">All regencies of this run</option>"]
-    regs = content.regencies.sort_values("regency_name")
-    for row in regs.itertuples(index=False):
-        label = str(row.regency_name)
-        extreme = getattr(row, "extreme_households", None)
-        if extreme is not None and not pd.isna(extreme):
-            label += f" ({_fmt_int(extreme)} extreme-poor households)"
-        options.append(f"<option value=\"{html.escape(str(row.regency_code))}\">"
-                       f"{html.escape(label)}</option>")
-    layers = [x for x in DOWNLOAD_LAYERS
-              if x == "cells" or (x == "pockets" and content.pockets is not None)
-              or (x == "sites" and content.sites is not None)]
-    links = " · ".join(
-        f"<a class=\"kantong-download\" href=\"{html.escape(base_url)}/download/{x}.geojson\" "
-        f"data-href=\"{html.escape(base_url)}/download/{x}.geojson\" download>{x}</a>"
-        for x in layers)
-    return (f"<h1>{html.escape(title)}</h1>"
-            f"<div class=\"kantong-sub\">{html.escape(' · '.join(sub))}</div>"
-            "<label for=\"kantong-regency\">Zoom to regency</label>"
-            f"<select id=\"kantong-regency\">{''.join(options)}</select>"
-            f"<div class=\"kantong-downloads\">Download GeoJSON: {links}</div>")
 
 
 def _label_points(outlines: gpd.GeoDataFrame) -> list[list[Any]]:
@@ -418,8 +270,40 @@ def _bounds_of(gdf: gpd.GeoDataFrame) -> dict[str, list[float]]:
             for code, row in zip(gdf["regency_code"], b.itertuples(index=False), strict=True)}
 
 
+def _pocket_bboxes(pockets: gpd.GeoDataFrame) -> np.ndarray:
+    frame = pockets if pockets.crs is None or pockets.crs.to_epsg() == 4326 else \
+        pockets.to_crs(WGS84)
+    return np.round(shapely.bounds(frame.geometry.to_numpy()), COORD_DECIMALS)
+
+
+def _ranked_pockets(pockets: gpd.GeoDataFrame, bboxes: np.ndarray
+                    ) -> list[tuple[int, int, float, list[float]]]:
+    """Return ``(pocket_id, rank, extreme_households, bbox)`` by rank (for the pocket list)."""
+    if "rank_province" in pockets:
+        rank = pockets["rank_province"]
+    elif "rank" in pockets:
+        rank = pockets["rank"]
+    else:
+        rank = pockets["extreme_households"].rank(ascending=False, method="first")
+    order = np.argsort(pd.to_numeric(rank, errors="coerce").fillna(1e9).to_numpy(),
+                       kind="stable")
+    extreme = pockets["extreme_households"] if "extreme_households" in pockets else \
+        pd.Series(np.nan, index=pockets.index)
+    return [(int(pockets["pocket_id"].iloc[i]), int(rank.iloc[i]) if pd.notna(rank.iloc[i])
+             else i + 1, extreme.iloc[i], [float(v) for v in bboxes[i]]) for i in order]
+
+
+def _on_each(tooltip: str, *, max_width: int = 340) -> folium.JsCode:
+    """Popup + tooltip binding of a vector layer; its clicks do not reach the map (inspect)."""
+    return folium.JsCode(
+        "function (f, l) { l.options.bubblingMouseEvents = false;"
+        f" l.bindPopup(f.properties.popup_html, {{maxWidth: {max_width}}});"
+        f" l.bindTooltip({tooltip}); }}")
+
+
 def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "/static",
-              default_indicator: str = DEFAULT_INDICATOR) -> folium.Map:
+              default_indicator: str = DEFAULT_INDICATOR, lang: str = DEFAULT_LANGUAGE
+              ) -> folium.Map:
     """Build the Folium map of the viewer page.
 
     Parameters
@@ -432,6 +316,8 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
         URL of the static folder (vendored Leaflet, ``viewer.js``, ``viewer.css``).
     default_indicator
         Indicator shown on load; falls back to the first published indicator.
+    lang
+        Language of every text on the page (``"id"`` or ``"en"``).
 
     Returns
     -------
@@ -443,7 +329,8 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
     active = default_indicator if default_indicator in content.indicators else content.indicators[0]
     static_url = static_url.rstrip("/")
     west, south, east, north = content.bounds
-    figure = Figure(title=f"Kantong — kantong kemiskinan {content.province_name}")
+    title = t("title", lang, province=content.province_name)
+    figure = Figure(title=title)
     fmap = folium.Map(location=[(south + north) / 2, (west + east) / 2], tiles=None,
                       zoom_start=initial_zoom(content.bounds), min_zoom=5, max_zoom=16,
                       zoom_control="bottomleft", font_size="14px")
@@ -459,117 +346,156 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
             part = content.provinces[content.provinces["province_code"].isin(run_codes) == is_run]
             if len(part):
                 style = _STYLE_RUN_PROVINCE if is_run else _STYLE_PROVINCE
-                folium.GeoJson(to_feature_collection(part, tolerance=PROVINCE_TOLERANCE),
-                               name="Province", control=False, pane="kantong-background",
-                               interactive=False,
-                               style_function=lambda _f, s=style: s).add_to(fmap)
+                folium.GeoJson(to_feature_collection(
+                    part, tolerance=PROVINCE_TOLERANCE if is_run else 5 * PROVINCE_TOLERANCE),
+                    name="Province", control=False, pane="kantong-background",
+                    interactive=False, style_function=lambda _f, s=style: s).add_to(fmap)
 
     pad = 0.02
     tile_bounds = [[south - pad, west - pad], [north + pad, east + pad]]
+    tiles: dict[str, str] = {}
     for name in content.indicators:
-        folium.TileLayer(f"{base_url}/tiles/{name}/{{z}}/{{x}}/{{y}}.png",
-                         name=indicator_label(name), attr="Kantong", overlay=False,
-                         control=True, show=name == active, min_zoom=5, max_zoom=16,
-                         bounds=tile_bounds, indicator=name, opacity=0.9).add_to(fmap)
+        layer = folium.TileLayer(f"{base_url}/tiles/{name}/{{z}}/{{x}}/{{y}}.png",
+                                 name=indicator_label(name, lang), attr="Kantong", overlay=False,
+                                 control=True, show=name == active, min_zoom=5, max_zoom=16,
+                                 bounds=tile_bounds, indicator=name, opacity=0.9)
+        layer.add_to(fmap)
+        tiles[name] = layer.get_name()
 
     outlines = folium.GeoJson(
         to_feature_collection(content.outlines, columns=("regency_code", "regency_name"),
                               tolerance=REGENCY_TOLERANCE),
-        name="Regency boundaries", interactive=False, style_function=lambda _f: _STYLE_REGENCY,
-        attribution="Boundaries: BPS 2020")
+        name=t("layer_regencies", lang), interactive=False,
+        style_function=lambda _f: _STYLE_REGENCY, attribution="BPS 2020; Natural Earth")
     outlines.add_to(fmap)
 
-    pocket_layer = None
+    pocket_layer = sites_layer = None
+    pocket_list: list[tuple[int, int, float, list[float]]] = []
     marker_pairs: list[tuple[str, str]] = []  # (overlay, its low-zoom markers) for viewer.js
     if content.pockets is not None and len(content.pockets):
         props = content.pockets.drop(columns=content.pockets.geometry.name).to_dict("records")
-        popups = [pocket_popup_html(p) for p in props]
+        bboxes = _pocket_bboxes(content.pockets)
+        popups = [pocket_popup_html(p, lang, bbox=b) for p, b in zip(props, bboxes, strict=True)]
+        pocket_list = _ranked_pockets(content.pockets, bboxes)
+        short = json.dumps(t("pocket_short", lang, id="@"))
         pocket_layer = folium.GeoJson(
             to_feature_collection(content.pockets, columns=("pocket_id",),
                                   extra={"popup_html": popups}),
-            name=f"Poverty pockets ({len(content.pockets)})", className="kantong-pocket",
+            name=t("layer_pockets", lang, n=len(content.pockets)), className="kantong-pocket",
             style_function=lambda _f: _STYLE_POCKET,
             highlight_function=lambda _f: {"weight": 4.5, "fillOpacity": 0.18},
-            on_each_feature=folium.JsCode(
-                "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 340}); }"),
-        )
+            on_each_feature=_on_each(f"{short}.replace('@', f.properties.pocket_id)"))
         pocket_layer.add_to(fmap)
         # rings at low zoom (shown by viewer.js while the outlines are on and zoom is low)
         markers_layer = folium.GeoJson(
             pocket_markers(content.pockets, popups), name="Pocket markers", control=False,
-            marker=folium.CircleMarker(radius=POCKET_MARKER_RADIUS[0], color="#00a3d9",
-                                       weight=3, fill=True, fill_color="#00a3d9",
-                                       fill_opacity=0.2, className="kantong-pocket-marker"),
+            marker=folium.CircleMarker(radius=POCKET_MARKER_RADIUS[0],
+                                       color=_STYLE_POCKET["color"], weight=3, fill=True,
+                                       fill_color=_STYLE_POCKET["color"], fill_opacity=0.2,
+                                       className="kantong-pocket-marker"),
             style_function=lambda f: {"radius": f["properties"]["radius"]},
-            on_each_feature=folium.JsCode(
-                "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 340});"
-                " l.bindTooltip('Poverty pocket ' + f.properties.pocket_id); }"),
-        )
+            on_each_feature=_on_each(f"{short}.replace('@', f.properties.pocket_id)"))
         markers_layer.add_to(fmap)
         marker_pairs.append((pocket_layer.get_name(), markers_layer.get_name()))
 
     if content.sites is not None and len(content.sites):
         sites = content.sites.sort_values("rank") if "rank" in content.sites else content.sites
         props = sites.drop(columns=sites.geometry.name).to_dict("records")
-        folium.GeoJson(
-            to_feature_collection(sites, columns=("rank", "type"),
-                                  extra={"popup_html": [site_popup_html(p) for p in props]}),
-            name=f"Chosen sites ({len(sites)})",
-            marker=folium.CircleMarker(radius=7, color="#ffffff", weight=2, fill=True,
-                                       fill_color="#08519c", fill_opacity=1.0),
-            on_each_feature=folium.JsCode(
-                "function (f, l) { l.bindPopup(f.properties.popup_html, {maxWidth: 320});"
-                " l.bindTooltip('Site #' + f.properties.rank); }"),
-        ).add_to(fmap)
+        sites_layer = folium.GeoJson(
+            to_feature_collection(sites, columns=("rank", "type"), extra={
+                "popup_html": [site_popup_html(p, lang) for p in props]}),
+            name=t("layer_sites", lang, n=len(sites)),
+            marker=folium.CircleMarker(radius=6, color="#ffffff", weight=2, fill=True,
+                                       fill_color="#08519c", fill_opacity=1.0,
+                                       className="kantong-site"),
+            on_each_feature=_on_each("'#' + f.properties.rank", max_width=320))
+        sites_layer.add_to(fmap)
 
     if content.compare is not None:  # change layers of `kantong serve --compare`
-        pairs = content.compare.add_to(fmap, base_url=base_url, bounds=tile_bounds)
+        pairs = content.compare.add_to(fmap, base_url=base_url, bounds=tile_bounds, lang=lang)
         marker_pairs += [(a.get_name(), b.get_name()) for a, b in pairs or ()]
+        for name in getattr(content.compare, "layer_names", ()):
+            tiles.setdefault(name, "null")
 
-    folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
+    control = folium.LayerControl(position="topright", collapsed=False)
+    control.add_to(fmap)
     regency_bounds = _bounds_of(content.outlines[content.outlines["regency_code"].isin(
         content.regencies["regency_code"].astype(str))])
     entries = getattr(content.compare, "legend_entries", None)
+    labels = {c: indicator_label(c, lang) for c in
+              (*content.indicators, *content.cell_columns, "change_extreme_households",
+               "change_extreme_rate")}
+    root = base_url
     config = {
+        "lang": lang, "locale": LOCALES[lang], "messages": js_messages(lang),
+        "runId": content.run_id,
+        "indicatorLabels": labels, "fieldLabels": labels,
+        "facilityLabels": {k: facility_label(k, lang) for k in content.facility_types},
+        "facilityCount": content.facility_count,
         "defaultIndicator": active,
-        "legendUrl": f"{base_url}/tiles/{{indicator}}/legend.json",
+        "legendUrl": f"{root}/tiles/{{indicator}}/legend.json",
+        "urls": {"locate": f"{root}/api/locate", "cell": f"{root}/api/cells/{{h3}}",
+                 "search": f"{root}/api/search", "facilities": f"{root}/api/facilities",
+                 "context": f"{root}/api/context/places.json",
+                 "districts": f"{root}/api/context/districts.geojson",
+                 "villages": f"{root}/api/context/villages.json"},
         "runBounds": [west, south, east, north],
         "regencyBounds": regency_bounds,
         "minHouseholds": content.min_households,
-        "hasSites": content.sites is not None and len(content.sites) > 0,
-        "hasPockets": pocket_layer is not None,
         "pocketMarkerMaxZoom": POCKET_MARKER_MAX_ZOOM,
-        "pocketStatuses": entries() if callable(entries) else [],
+        "pocketStatuses": entries(lang) if callable(entries) else [],
         "regencyLabels": _label_points(content.outlines),
         "outlineStyle": _STYLE_REGENCY,
     }
-    fmap.add_child(_Controls(panel_html=_panel_html(content, base_url=base_url), config=config,
-                             outlines_name=outlines.get_name(),
-                             marker_pairs=marker_pairs,
-                             favicon=f"{static_url}/favicon.svg"))
+    sub = [t("run", lang, run_id=content.run_id)]
+    if content.synthetic:
+        sub.append(t("synthetic", lang))
+    layers = [x for x in DOWNLOAD_LAYERS
+              if x == "cells" or (x == "pockets" and content.pockets is not None)
+              or (x == "sites" and content.sites is not None)]
+    panel = panel_html(title=title, subtitle=" · ".join(sub), lang=lang,
+                       regencies=content.regencies, pockets=pocket_list,
+                       download_layers=layers, base_url=base_url)
+    # fit first: the viewer script may then restore a view from the URL (a permalink)
     fmap.fit_bounds([[south, west], [north, east]], padding=(20, 20))
+    fmap.add_child(_Controls(
+        panel_html=panel, legend_html=legend_html(lang), panel_label=title, config=config,
+        layers={"outlines": outlines.get_name(), "control": control.get_name(),
+                "pockets": pocket_layer.get_name() if pocket_layer else None,
+                "sites": sites_layer.get_name() if sites_layer else None},
+        tiles={k: v for k, v in tiles.items() if v != "null"},
+        marker_pairs=marker_pairs, favicon=f"{static_url}/favicon.svg"))
     return fmap
 
 
+#: Folium's viewport tag forbids pinch zoom (``user-scalable=no``); the page allows it.
+_VIEWPORT = re.compile(r'<meta name="viewport"[^>]*>', re.S)
+VIEWPORT_TAG = '<meta name="viewport" content="width=device-width, initial-scale=1.0">'
+
+
 def render_page(content: ViewerContent, *, base_url: str = "", static_url: str = "/static",
-                default_indicator: str = DEFAULT_INDICATOR) -> str:
-    """Return the complete HTML of the viewer page.
+                default_indicator: str = DEFAULT_INDICATOR, lang: str = DEFAULT_LANGUAGE
+                ) -> str:
+    """Return the complete HTML of the viewer page in ``lang``.
 
     Parameters
     ----------
-    content, base_url, static_url, default_indicator
+    content, base_url, static_url, default_indicator, lang
         As for :func:`build_map`.
 
     Returns
     -------
     str
-        A standalone HTML document referencing only app-local URLs.
+        A standalone HTML document (``<html lang="id">`` or ``"en"``) referencing only
+        app-local URLs.
     """
     fmap = build_map(content, base_url=base_url, static_url=static_url,
-                     default_indicator=default_indicator)
+                     default_indicator=default_indicator, lang=lang)
     root = fmap.get_root()
     root.header.add_child(Element('<meta name="robots" content="noindex">'), name="robots")
-    return root.render()
+    page = root.render()
+    page = page.replace("<html>", f'<html lang="{lang}">', 1)
+    return _VIEWPORT.sub(VIEWPORT_TAG, page, count=1)
 
 
 def choose_layers(served: Sequence[str]) -> tuple[str, ...]:

@@ -1,34 +1,57 @@
-/* Kantong viewer: wires the title panel, regency selector and legend to the Folium map.
+/* Kantong viewer: panel, legend, layer control and labels of the Folium map.
  *
  * Loaded from the app itself (no remote code); runs under the CSP
  * "script-src 'self' 'unsafe-inline'; connect-src 'self'" (no eval, only same-origin fetch).
- * The page calls kantongViewer(map, config, outlinesLayer, [[overlay, ringLayer], ...]) once
- * the map and layers exist (the pairs: pocket overlays and their low-zoom rings).
+ * The page calls kantongViewer(map, config, layers) once the map and layers exist:
+ *   layers = {outlines, control, pockets, sites, tiles: {indicator: TileLayer},
+ *             pairs: [[overlay, ringLayer], ...]}.
+ * Every text comes from config.messages (webmap/i18n.py): the script holds none of its own.
+ * The inspect, search, permalink, download and print tools are in viewer-tools.js.
  */
 (function () {
   "use strict";
 
   var OUTLINE_SELECTED = { color: "#d95f02", weight: 3.5, opacity: 1 };
+  var PHONE = "(max-width: 600px)";
+
+  /* Message `key` of the page's language with {name} placeholders filled. */
+  function msg(config, key, values) {
+    var text = (config.messages || {})[key];
+    if (text === undefined) { return key; }
+    return text.replace(/\{([a-z_]+)\}/g, function (m, name) {
+      return values && values[name] !== undefined ? String(values[name]) : m;
+    });
+  }
+
+  function numberText(config, value, digits) {
+    return value.toLocaleString(config.locale || "id-ID", { maximumFractionDigits: digits });
+  }
 
   /* Tick text of a legend value; "share ..." units (0..1) are shown as percentages. */
-  function formatValue(value, unit) {
+  function formatValue(config, value, unit) {
     if (value === null || value === undefined || value === "") { return "–"; }
     if (typeof value !== "number") { return String(value); }
     unit = unit || "";
     if (unit.indexOf("share") === 0) {
       var pct = 100 * value;
-      return pct.toLocaleString("en-US", { maximumFractionDigits: Math.abs(pct) < 10 ? 1 : 0 }) +
-        "%";
+      return numberText(config, pct, Math.abs(pct) < 10 && pct !== 0 ? 1 : 0) + "%";
     }
     var abs = Math.abs(value);
-    var digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 1 : 2;
-    return value.toLocaleString("en-US", { maximumFractionDigits: digits });
+    var digits = abs >= 100 || value === Math.round(value) ? 0 : abs >= 1 ? 1 : 2;
+    return numberText(config, value, digits);
   }
 
-  /* Unit line under the legend title (not repeated on every tick). */
-  function unitNote(unit) {
-    if (unit && unit.indexOf("share") === 0) { return "% " + unit.replace(/^share /, ""); }
-    return unit || "";
+  /* Unit line under the legend title, in the page's language. */
+  function unitNote(config, legend) {
+    var unit = legend.unit || "";
+    var keys = {
+      "households": "unit_households", "persons": "unit_persons", "minutes": "unit_minutes",
+      "share of households": "unit_share_households", "share of persons": "unit_share_persons",
+      "score 0-1": "unit_score", "score": "unit_score",
+      "share of persons (percentage points)": "unit_change_rate"
+    };
+    if (legend.indicator === "change_extreme_households") { return msg(config, "unit_change_households"); }
+    return keys[unit] ? msg(config, keys[unit]) : "";
   }
 
   function el(tag, className, text) {
@@ -38,19 +61,45 @@
     return node;
   }
 
+  /* Positions (percent of the bar) and texts of the ticks: every round value the server
+     gives, plus both ends; an inner tick too close to an end gives way to the end, never the
+     end to it. Open ends are marked ("≤ 0,1", "195+"). */
+  function tickMarks(config, legend, lo, hi) {
+    var span = hi - lo || 1;
+    var values = Array.isArray(legend.ticks) && legend.ticks.length > 1 ? legend.ticks.slice()
+      : (legend.stops || []).map(function (s) { return s.value; });
+    values = values.filter(function (v) { return v >= lo - 1e-9 && v <= hi + 1e-9; });
+    if (!values.length || Math.abs(values[0] - lo) > 1e-9 * (1 + Math.abs(lo))) { values.unshift(lo); }
+    if (Math.abs(values[values.length - 1] - hi) > 1e-9 * (1 + Math.abs(hi))) { values.push(hi); }
+    var marks = values.map(function (v, i) {
+      var text = formatValue(config, v, legend.unit);
+      if (i === 0 && legend.open_low) { text = msg(config, "legend_open_low") + " " + text; }
+      if (i === values.length - 1 && legend.open_high) { text += "+"; }
+      return { pos: 100 * (v - lo) / span, text: text, end: i === 0 || i === values.length - 1 };
+    });
+    var minGap = 100 / 5.5;
+    return marks.filter(function (m, i) {
+      if (m.end) { return true; }
+      var prev = marks[i - 1];
+      var last = marks[marks.length - 1];
+      return m.pos - prev.pos >= minGap && last.pos - m.pos >= minGap;
+    });
+  }
+
   /* Render {indicator, label, unit, kind, stops: [{value, color}], domain, nodata, opacity}. */
-  function renderLegend(box, legend, config) {
+  function renderLegend(box, legend, config, shown) {
     box.textContent = "";
     box.dataset.indicator = legend.indicator;
-    box.appendChild(el("div", "kantong-legend-title", legend.label || legend.indicator));
+    var labels = config.indicatorLabels || {};
+    box.appendChild(el("div", "kantong-legend-title", labels[legend.indicator] || legend.label ||
+      legend.indicator));
     var stops = Array.isArray(legend.stops) ? legend.stops : [];
     var opacity = typeof legend.opacity === "number" ? legend.opacity : 1;
     var categorical = legend.kind === "categorical" || stops.some(function (s) {
       return typeof s.value !== "number";
     });
-    if (!categorical && unitNote(legend.unit)) {
-      box.appendChild(el("div", "kantong-legend-unit", unitNote(legend.unit)));
-    }
+    var note = unitNote(config, legend);
+    if (!categorical && note) { box.appendChild(el("div", "kantong-legend-unit", note)); }
     if (stops.length > 1 && !categorical) {
       var lo = stops[0].value;
       var hi = stops[stops.length - 1].value;
@@ -63,58 +112,54 @@
       bar.style.opacity = String(opacity);
       box.appendChild(bar);
       var ticks = el("div", "kantong-legend-ticks");
-      /* labels at round values (legend.ticks) when the server gives them, else the stops */
-      var values = Array.isArray(legend.ticks) && legend.ticks.length > 1 ? legend.ticks
-        : stops.map(function (s) { return s.value; });
-      var last = -100;
-      values.forEach(function (value, i) {
-        var pos = 100 * (value - lo) / span;
-        var isEnd = i === 0 || i === values.length - 1;
-        if (!isEnd && (pos - last < 15 || 100 - pos < 15)) { return; }
-        var text = formatValue(value, legend.unit);
-        /* values beyond the last stop take its colour: say so ("0.5+") */
-        if (i === values.length - 1 && legend.open_high) { text += "+"; }
-        var tick = el("span", "kantong-legend-tick", text);
-        tick.style.left = pos.toFixed(1) + "%";
+      var marks = tickMarks(config, legend, lo, hi);
+      marks.forEach(function (m, i) {
+        var tick = el("span", "kantong-legend-tick", m.text);
+        tick.style.left = m.pos.toFixed(1) + "%";
         if (i === 0) { tick.classList.add("first"); }
-        if (i === values.length - 1) { tick.classList.add("last"); }
+        if (i === marks.length - 1) { tick.classList.add("last"); }
         ticks.appendChild(tick);
-        last = pos;
       });
       box.appendChild(ticks);
     } else {
       var list = el("ul", "kantong-legend-list");
-      var shown = stops.slice(0, 10);
-      shown.forEach(function (s) {
+      var few = stops.slice(0, 10);
+      few.forEach(function (s) {
         var item = el("li");
         var swatch = el("span", "kantong-swatch");
         swatch.style.background = s.color;
         swatch.style.opacity = String(opacity);
         item.appendChild(swatch);
-        var text = typeof s.label === "string" ? s.label
-          : legend.indicator === "pocket" ? "Pocket " + s.value : formatValue(s.value, legend.unit);
+        var text = legend.indicator === "pocket" ? msg(config, "legend_pocket_value", { n: s.value })
+          : typeof s.label === "string" ? s.label : formatValue(config, s.value, legend.unit);
         item.appendChild(document.createTextNode(text));
         list.appendChild(item);
       });
-      if (stops.length > shown.length) {
+      if (stops.length > few.length) {
         list.appendChild(el("li", "kantong-legend-more",
-          "… and " + (stops.length - shown.length) + " more"));
+          msg(config, "legend_more", { n: stops.length - few.length })));
       }
-      if (!stops.length) { list.appendChild(el("li", "kantong-legend-more", "Nothing to show")); }
+      if (!stops.length) { list.appendChild(el("li", "kantong-legend-more", msg(config, "legend_nothing"))); }
       box.appendChild(list);
     }
     var key = el("ul", "kantong-legend-key");
     var entries = [];
     if (!categorical && legend.nodata) {
-      entries.push(["kantong-swatch kantong-nodata", legend.nodata_label || "No data",
-                    legend.nodata]);
+      var nodata = legend.indicator.indexOf("change_") === 0 ? msg(config, "change_nodata")
+        : msg(config, "no_data");
+      entries.push(["kantong-swatch kantong-nodata", nodata, legend.nodata]);
     }
-    if (config.hasPockets) { entries.push(["kantong-key kantong-key-pocket", "Poverty pocket"]); }
-    (config.pocketStatuses || []).forEach(function (status) {
-      entries.push(["kantong-key kantong-key-status", status[0], null, status[1]]);
-    });
-    if (config.hasSites) { entries.push(["kantong-key kantong-key-site", "Chosen site"]); }
-    entries.push(["kantong-key kantong-key-regency", "Regency boundary"]);
+    if (shown.pockets) { entries.push(["kantong-key kantong-key-pocket", msg(config, "legend_pocket")]); }
+    if (shown.statuses) {
+      (config.pocketStatuses || []).forEach(function (status) {
+        entries.push(["kantong-key kantong-key-status", status[0], null, status[1]]);
+      });
+    }
+    if (shown.sites) { entries.push(["kantong-key kantong-key-site", msg(config, "legend_site")]); }
+    if (shown.facilities) {
+      entries.push(["kantong-key kantong-key-facility", msg(config, "legend_facility")]);
+    }
+    if (shown.outlines) { entries.push(["kantong-key kantong-key-regency", msg(config, "legend_regency")]); }
     entries.forEach(function (entry) {
       var item = el("li");
       var mark = el("span", entry[0]);
@@ -124,10 +169,10 @@
       item.appendChild(el("span", "kantong-key-text", entry[1]));
       key.appendChild(item);
     });
-    box.appendChild(key);
+    if (entries.length) { box.appendChild(key); }
     if (config.minHouseholds) {
       box.appendChild(el("div", "kantong-legend-note",
-        "Cells with fewer than " + config.minHouseholds + " households are not shown."));
+        msg(config, "legend_below", { k: config.minHouseholds })));
     }
   }
 
@@ -146,9 +191,8 @@
       a.top < b.bottom + pad && b.top < a.bottom + pad;
   }
 
-  /* Keep the layer control (top right) clear of the legend and compare box (bottom right):
-     with many base layers (compare mode) or a short window the list scrolls instead, and on
-     very short windows the legend scrolls too. */
+  /* Keep the layer control (top right) clear of the bottom-right stack (legend, compare box)
+     and, on a phone, of the panel (top left): lists scroll instead of overlapping. */
   function fitControls(map, legendBox) {
     var container = map.getContainer();
     var layers = container.querySelector(".leaflet-top.leaflet-right .leaflet-control-layers");
@@ -171,7 +215,6 @@
       list.style.maxHeight = Math.max(84, list.clientHeight - excess) + "px";
       list.style.overflowY = "auto";
       list.style.overflowX = "hidden";
-      /* keep the chosen base layer in sight */
       var checked = list.querySelector("input:checked");
       var label = checked && checked.closest("label");
       if (label) {
@@ -189,11 +232,41 @@
     }
   }
 
-  window.kantongViewer = function (map, config, outlines, markerPairs) {
+  /* Padding that keeps a popup clear of the controls in the four corners. */
+  function popupPadding(map) {
+    var container = map.getContainer();
+    var box = container.getBoundingClientRect();
+    var pad = { top: 10, left: 10, bottom: 10, right: 10 };
+    Array.prototype.forEach.call(container.querySelectorAll(".leaflet-control"), function (c) {
+      var r = rectOf(c);
+      if (!r) { return; }
+      var corner = c.parentNode.className;
+      if (corner.indexOf("leaflet-top") >= 0) { pad.top = Math.max(pad.top, r.bottom - box.top + 8); }
+      if (corner.indexOf("leaflet-bottom") >= 0) {
+        pad.bottom = Math.max(pad.bottom, box.bottom - r.top + 8);
+      }
+    });
+    /* a popup taller than the space left would be cut: keep at least 60 % of the height */
+    var free = box.height - pad.top - pad.bottom;
+    if (free < 0.6 * box.height) {
+      var scale = 0.4 * box.height / (pad.top + pad.bottom);
+      pad.top = Math.round(pad.top * scale);
+      pad.bottom = Math.round(pad.bottom * scale);
+    }
+    return pad;
+  }
+
+  window.kantongViewer = function (map, config, layers) {
     var panel = document.getElementById("kantong-panel");
     var legendBox = document.getElementById("kantong-legend");
+    var legendWrap = document.getElementById("kantong-legend-wrap");
     var container = map.getContainer();
+    var outlines = layers.outlines;
+    var control = layers.control;
+    var markerPairs = layers.pairs || [];
+    var phone = window.matchMedia ? window.matchMedia(PHONE).matches : false;
     window.kantongMap = map;
+    document.documentElement.classList.toggle("kantong-phone", phone);
 
     var Panel = L.Control.extend({
       options: { position: "topleft" },
@@ -206,14 +279,104 @@
     var Legend = L.Control.extend({
       options: { position: "bottomright" },
       onAdd: function () {
-        L.DomEvent.disableClickPropagation(legendBox);
-        L.DomEvent.disableScrollPropagation(legendBox);
-        return legendBox;
+        L.DomEvent.disableClickPropagation(legendWrap);
+        L.DomEvent.disableScrollPropagation(legendWrap);
+        return legendWrap;
       }
     });
     new Panel().addTo(map);
     new Legend().addTo(map);
     L.control.scale({ imperial: false, position: "bottomleft" }).addTo(map);
+
+    /* Names and keyboard order of the Leaflet controls, in the page's language. */
+    var zoomIn = container.querySelector(".leaflet-control-zoom-in");
+    var zoomOut = container.querySelector(".leaflet-control-zoom-out");
+    [[zoomIn, "zoom_in"], [zoomOut, "zoom_out"]].forEach(function (pair) {
+      if (!pair[0]) { return; }
+      pair[0].title = msg(config, pair[1]);
+      pair[0].setAttribute("aria-label", msg(config, pair[1]));
+    });
+    var layersBox = container.querySelector(".leaflet-control-layers");
+    var toggle = layersBox && layersBox.querySelector(".leaflet-control-layers-toggle");
+    if (toggle) {
+      toggle.title = msg(config, "layers");
+      toggle.setAttribute("aria-label", msg(config, "layers"));
+      toggle.setAttribute("aria-expanded", "false");
+    }
+    if (layersBox) {
+      layersBox.setAttribute("role", "region");
+      layersBox.setAttribute("aria-label", msg(config, "layers"));
+      var section = layersBox.querySelector(".leaflet-control-layers-list");
+      if (section) { section.setAttribute("aria-label", msg(config, "layers")); }
+    }
+    /* Leaflet's attribution prefix links out with an English title: name it plainly */
+    if (map.attributionControl) { map.attributionControl.setPrefix("Leaflet"); }
+
+    /* Phone: the panel body, the layer list and the legend start closed, and opening one
+       closes the others so that no two overlap. */
+    var menuButton = document.getElementById("kantong-menu-toggle");
+    var panelBody = document.getElementById("kantong-panel-body");
+    var legendDetails = document.getElementById("kantong-legend-details");
+    function setMenu(open) {
+      panelBody.hidden = !open;
+      menuButton.setAttribute("aria-expanded", open ? "true" : "false");
+    }
+    function closeOthers(except) {
+      if (!document.documentElement.classList.contains("kantong-phone")) { return; }
+      if (except !== "menu") { setMenu(false); }
+      if (except !== "layers" && control) { control.collapse(); }
+      if (except !== "legend" && legendDetails) { legendDetails.open = false; }
+    }
+    menuButton.addEventListener("click", function () {
+      var open = panelBody.hidden;
+      if (open) { closeOthers("menu"); }
+      setMenu(open);
+      relayout();
+    });
+    if (control) {
+      var expand = control.expand;
+      control.expand = function () {
+        closeOthers("layers");
+        expand.call(control);
+        /* on a phone the open list goes below the title panel instead of over it */
+        if (document.documentElement.classList.contains("kantong-phone") && layersBox) {
+          layersBox.style.marginTop = "";
+          var below = panel.getBoundingClientRect().bottom - layersBox.getBoundingClientRect().top;
+          if (below > -8) { layersBox.style.marginTop = (below + 18) + "px"; }
+        }
+        if (toggle) { toggle.setAttribute("aria-expanded", "true"); }
+        relayout();
+        return control;
+      };
+      var collapse = control.collapse;
+      control.collapse = function () {
+        collapse.call(control);
+        if (layersBox) { layersBox.style.marginTop = ""; }
+        if (toggle) { toggle.setAttribute("aria-expanded", "false"); }
+        return control;
+      };
+    }
+    if (legendDetails) {
+      legendDetails.addEventListener("toggle", function () {
+        if (legendDetails.open) { closeOthers("legend"); }
+        relayout();
+      });
+    }
+    if (phone) {
+      setMenu(false);
+      /* Leaflet expands a control with collapsed: false whenever a layer is added to it */
+      if (control) { control.options.collapsed = true; control.collapse(); }
+      if (legendDetails) { legendDetails.open = false; }
+      map.on("click", function () { closeOthers(""); });
+    } else {
+      setMenu(true);
+    }
+    window.matchMedia && window.matchMedia(PHONE).addEventListener("change", function (e) {
+      document.documentElement.classList.toggle("kantong-phone", e.matches);
+      if (control) { control.options.collapsed = e.matches; }
+      if (!e.matches) { setMenu(true); if (control) { control.expand(); } }
+      relayout();
+    });
 
     /* Regency names at a point inside each outline (text only: no HTML injection), largest
        regencies first; a label under a control or over an earlier label is hidden. */
@@ -245,16 +408,13 @@
       });
     }
     function toggleLabels() {
-      var visible = map.hasLayer(outlines) && map.getZoom() >= 7;
+      var visible = map.hasLayer(outlines) && map.getZoom() >= (phone ? 6 : 7);
       if (visible && !map.hasLayer(labels)) { labels.addTo(map); }
       if (!visible && map.hasLayer(labels)) { map.removeLayer(labels); }
       placeLabels();
     }
-    /* Pocket rings at low zoom, where a pocket is a few pixels wide: each ring layer
-       follows its overlay ("Poverty pockets", "Pocket changes") and gives way to the
-       outlines when zoomed in. */
     function toggleMarkers() {
-      (markerPairs || []).forEach(function (pair) {
+      markerPairs.forEach(function (pair) {
         var visible = map.hasLayer(pair[0]) && map.getZoom() <= config.pocketMarkerMaxZoom;
         if (visible && !map.hasLayer(pair[1])) { pair[1].addTo(map); }
         if (!visible && map.hasLayer(pair[1])) { map.removeLayer(pair[1]); }
@@ -264,28 +424,67 @@
       fitControls(map, legendBox);
       placeLabels();
     }
+    /* Popups open clear of the controls (padding from the visible ones) and fit the width. */
+    map.on("popupopen", function (event) {
+      var pad = popupPadding(map);
+      var popup = event.popup;
+      popup.options.autoPanPaddingTopLeft = L.point(pad.left, pad.top);
+      popup.options.autoPanPaddingBottomRight = L.point(pad.right, pad.bottom);
+      popup.options.maxWidth = Math.min(popup.options.maxWidth || 340, container.clientWidth - 40);
+      /* taller content scrolls inside the popup (tip and close button stay in view) */
+      popup.options.maxHeight = Math.max(120, container.clientHeight - pad.top - pad.bottom - 40);
+      popup.update();
+      /* long content scrolls: it must be reachable with the keyboard */
+      var body = popup.getElement() && popup.getElement().querySelector(".leaflet-popup-content");
+      if (body) { body.setAttribute("tabindex", "0"); }
+      var close = popup.getElement() && popup.getElement().querySelector(".leaflet-popup-close-button");
+      if (close) {
+        close.setAttribute("aria-label", msg(config, "close"));
+        close.title = msg(config, "close");
+      }
+    });
     map.on("zoomend overlayadd overlayremove", function () {
       toggleLabels();
       toggleMarkers();
     });
     map.on("moveend", placeLabels);
     map.on("resize", relayout);
-    /* opening the compare table (a <details>) changes the height of the bottom-right stack */
     container.addEventListener("toggle", relayout, true);
     toggleLabels();
     toggleMarkers();
     relayout();
 
-    /* The legend follows the base layer and the zoom: count domains depend on the H3
-       resolution drawn at that zoom (?z= lets the server pick it). */
+    /* The legend follows the base layer, the zoom (count domains depend on the H3 resolution
+       drawn there) and the overlays shown; it is redrawn only when its content changes. */
     var requested = null;
-    var shownUrl = null;
+    var current = null;
+    var shownKey = null;
+    function overlaysShown() {
+      var statuses = markerPairs.length > (layers.pockets ? 1 : 0);
+      return {
+        pockets: !!(layers.pockets && map.hasLayer(layers.pockets)),
+        sites: !!(layers.sites && map.hasLayer(layers.sites)),
+        facilities: !!(layers.facilities && map.hasLayer(layers.facilities)),
+        outlines: !!(outlines && map.hasLayer(outlines)),
+        statuses: statuses && markerPairs.some(function (p) {
+          return p[0] !== layers.pockets && map.hasLayer(p[0]);
+        })
+      };
+    }
+    function drawLegend() {
+      if (!current) { return; }
+      var shown = overlaysShown();
+      var key = JSON.stringify([current, shown]);
+      if (key === shownKey) { return; }
+      shownKey = key;
+      renderLegend(legendBox, current, config, shown);
+      relayout();
+    }
     function showLegend(indicator) {
       var url = config.legendUrl.replace("{indicator}", encodeURIComponent(indicator)) +
         "?z=" + Math.round(map.getZoom());
-      if (url === shownUrl) { return; }
+      if (url === requested) { return; }
       requested = url;
-      legendBox.classList.add("loading");
       fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then(function (response) {
           if (!response.ok) { throw new Error("HTTP " + response.status + " for " + url); }
@@ -293,38 +492,34 @@
         })
         .then(function (legend) {
           if (requested !== url) { return; }
-          renderLegend(legendBox, legend, config);
-          legendBox.classList.remove("loading");
-          shownUrl = url;
-          relayout();
+          current = legend;
+          drawLegend();
         })
         .catch(function (err) {
           console.warn("kantong: legend unavailable:", err);
           if (requested !== url) { return; }
-          legendBox.textContent = "Legend unavailable";
-          legendBox.classList.remove("loading");
+          current = null;
+          shownKey = null;
+          legendBox.textContent = msg(config, "legend_unavailable");
           relayout();
         });
     }
-    var active = config.defaultIndicator;
+    var state = { indicator: config.defaultIndicator };
     map.on("baselayerchange", function (event) {
       var indicator = event.layer && event.layer.options && event.layer.options.indicator;
-      if (indicator) { active = indicator; showLegend(indicator); }
+      if (indicator) { state.indicator = indicator; showLegend(indicator); }
     });
-    map.on("zoomend", function () { showLegend(active); });
-    showLegend(active);
+    map.on("zoomend", function () { showLegend(state.indicator); });
+    map.on("overlayadd overlayremove", drawLegend);
+    showLegend(state.indicator);
 
     var select = document.getElementById("kantong-regency");
-    var downloads = document.querySelectorAll("a.kantong-download");
-    select.addEventListener("change", function () {
-      var code = select.value;
-      /* downloads follow the selection: ?regency=CODE limits them to that regency */
-      Array.prototype.forEach.call(downloads, function (a) {
-        var base = a.getAttribute("data-href");
-        a.setAttribute("href", code ? base + "?regency=" + encodeURIComponent(code) : base);
-      });
+    function chooseRegency(code, fit) {
+      select.value = code || "";
+      state.regency = code || "";
+      state.pocket = null;
       var box = code && config.regencyBounds[code];
-      map.fitBounds(toLatLngBounds(box || config.runBounds), { padding: [24, 24] });
+      if (fit) { map.fitBounds(toLatLngBounds(box || config.runBounds), { padding: [24, 24] }); }
       if (outlines) {
         outlines.eachLayer(function (layer) {
           var selected = code && layer.feature.properties.regency_code === code;
@@ -332,6 +527,18 @@
           if (selected) { layer.bringToFront(); }
         });
       }
-    });
+      map.fire("kantong:scope");
+    }
+    select.addEventListener("change", function () { chooseRegency(select.value, true); });
+
+    var api = {
+      map: map, config: config, layers: layers, state: state, msg: msg, el: el,
+      numberText: numberText, closeOthers: closeOthers, relayout: relayout,
+      chooseRegency: chooseRegency, toLatLngBounds: toLatLngBounds, isPhone: function () {
+        return document.documentElement.classList.contains("kantong-phone");
+      }
+    };
+    window.kantongViewerApi = api;
+    if (window.kantongTools) { window.kantongTools(api); }
   };
 })();

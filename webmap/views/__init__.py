@@ -1,1 +1,2 @@
-"""Views: the Flask blueprints (``api``, ``tiles``, ``viewer``, ``compare``)."""
+"""Views: the Flask blueprints (``api``, ``tiles``, ``viewer``, ``find``, ``downloads``,
+``compare``) and their shared responders (``responses``)."""

@@ -1,4 +1,4 @@
-"""The ``api`` blueprint: JSON and GeoJSON of the served run, health check and downloads.
+"""The ``api`` blueprint: JSON and GeoJSON of the served run and the health check.
 
 Every answer comes from :class:`kantong.engine.publish.published.PublishedRun` (withheld cells,
 small
@@ -20,15 +20,14 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from kantong.engine.h3ids import canonical_cell
 from kantong.engine.inputs import boundaries
-from kantong.engine.publish.export import COORDINATE_DECIMALS, geojson_dict, layer_frame, provenance
+from kantong.engine.publish.export import COORDINATE_DECIMALS, geojson_dict, layer_frame
 from kantong.webmap.config import zoom_table
 from kantong.webmap.tiling import colors
-from kantong.webmap.views.tiles import ascii_int, legend_response, published, service
+from kantong.webmap.views.responses import cached
+from kantong.webmap.views.tiles import legend_response, published, service
 
 bp = Blueprint("api", __name__)
 
-#: Layers offered as GeoJSON downloads.
-DOWNLOAD_LAYERS: Final = ("cells", "pockets", "sites")
 GEOJSON_MIMETYPE: Final = "application/geo+json"
 #: Feature ``id`` column of each layer.
 ID_COLUMNS: Final = {"cells": "h3", "pockets": "pocket_id"}
@@ -73,17 +72,11 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", force_ascii=False))
 
 
-def _cached(response: Response) -> Response:
-    response.headers["Cache-Control"] = f"public, max-age={current_app.config['API_MAX_AGE']}"
-    response.add_etag()
-    return response.make_conditional(request)
-
-
 def _geojson_response(data: bytes, *, filename: str | None = None) -> Response:
     response = Response(data, mimetype=GEOJSON_MIMETYPE)
     if filename:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return _cached(response)
+    return cached(response)
 
 
 @bp.get("/healthz")
@@ -128,7 +121,7 @@ def run_info() -> Response:
         },
         "indicators": svc.indicators(),
     }
-    return _cached(jsonify(body))
+    return cached(jsonify(body))
 
 
 @bp.get("/api/indicators")
@@ -142,7 +135,7 @@ def indicators() -> Response:
                     "tiles": f"{root}/tiles/{name}/{{z}}/{{x}}/{{y}}.png",
                     "legend": f"{root}/tiles/{name}/legend.json",
                     "tilejson": f"{root}/tiles/{name}.json"})
-    return _cached(jsonify(out))
+    return cached(jsonify(out))
 
 
 @bp.get("/api/legend/<indicator>")
@@ -172,13 +165,13 @@ def cell(h3_id: str) -> Response:
     record = published().cell(canonical)
     if record is None:
         abort(404, description=f"cell {h3_id} is not published in this run")
-    return _cached(jsonify(record))
+    return cached(jsonify(record))
 
 
 @bp.get("/api/regencies")
 def regencies() -> Response:
     """Per-regency summaries (consistent with the published cells)."""
-    return _cached(jsonify(_records(published().regencies())))
+    return cached(jsonify(_records(published().regencies())))
 
 
 def regency_outlines() -> bytes:
@@ -206,53 +199,3 @@ def regency_outlines() -> bytes:
 def regency_boundaries() -> Response:
     """Regency outlines (BPS 2020) of the run's provinces, simplified (offline background)."""
     return _geojson_response(regency_outlines())
-
-
-@bp.get("/download/<layer>.geojson")
-def download(layer: str) -> Response:
-    """Download a published layer as RFC 7946 GeoJSON, with provenance.
-
-    ``cells`` (``?resolution=R``, ``?regency=CODE``), ``pockets`` or ``sites``
-    (``?regency=CODE``); provenance is the foreign member ``kantong``.
-
-    Generated once per parameter set and kept in a bounded in-memory cache
-    (``DOWNLOAD_CACHE_BYTES``); byte-range requests are answered (206).
-    """
-    if layer not in DOWNLOAD_LAYERS:
-        abort(404, description=f"unknown layer {layer[:32]!r}; one of {', '.join(DOWNLOAD_LAYERS)}")
-    run = published()
-    if layer == "sites" and run.sites().empty:
-        abort(404, description="no sites in this run; choose them first with `kantong sites`")
-    res_text = request.args.get("resolution")
-    res = ascii_int(res_text, digits=2)
-    if res_text is not None and res is None:
-        abort(400, description=f"resolution must be an integer, got {res_text[:16]!r}")
-    regency = request.args.get("regency")
-    etag = service().etag("download", layer, res if res is not None else -1, 0,
-                          regency or "")
-    if request.if_none_match.contains_weak(etag):
-        response = Response(status=304)
-        del response.headers["Content-Type"]
-        response.set_etag(etag)
-        response.headers["Cache-Control"] = f"public, max-age={current_app.config['API_MAX_AGE']}"
-        return response
-    cache = current_app.extensions["kantong_downloads"]
-    key = (layer, res, regency)
-    data = cache.get(key, None)
-    if data is None:
-        frame, _, _ = layer_frame(run, layer, resolution=res, regency=regency)
-        meta = provenance(run, layer=layer, resolution=res, regency=regency)
-        data = to_geojson(frame, id_column=ID_COLUMNS.get(layer), metadata=meta)
-        cache.put(key, data)
-    response = Response(data, mimetype=GEOJSON_MIMETYPE)
-    suffix = "".join([f"_r{res}" if res is not None else "", f"_{regency}" if regency else ""])
-    name = _safe_filename(f"kantong_{run.run_id}_{layer}{suffix}.geojson")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = f"public, max-age={current_app.config['API_MAX_AGE']}"
-    # byte ranges: GDAL's /vsicurl/ (and so QGIS "HTTP" sources) read large files in pieces
-    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
-
-
-def _safe_filename(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)

@@ -35,6 +35,7 @@ from kantong.webmap.tiling import colors
 from kantong.webmap.tiling.mvt import LAYER_NAME, layer_description
 from kantong.webmap.tiling.render import EMPTY_PNG
 from kantong.webmap.tiling.service import TileService
+from kantong.webmap.views.responses import requested_resolution, tile_response
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
@@ -100,22 +101,7 @@ def check_indicator(indicator: str) -> str:
 
 def _tile_response(kind: str, name: str, z: int, x: int, y: int, produce: Any,
                    mimetype: str, empty: bytes | None) -> Response:
-    svc = service()
-    etag = svc.etag(kind, name, z, x, y)
-    max_age = current_app.config["TILE_MAX_AGE"]
-    if request.if_none_match.contains_weak(etag):
-        response = Response(status=304)
-        del response.headers["Content-Type"]
-    else:
-        data = produce()
-        if data is None and empty is None:
-            response = Response(status=204)
-            del response.headers["Content-Type"]
-        else:
-            response = Response(data if data is not None else empty, mimetype=mimetype)
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
-    return response
+    return tile_response(service().etag(kind, name, z, x, y), produce, mimetype, empty)
 
 
 @bp.get("/<indicator>/<z>/<x>/<y>.png")
@@ -139,18 +125,7 @@ def legend_response(indicator: str) -> Response:
     """Return the legend of ``indicator`` (``?resolution=R`` or ``?z=Z``; default: base)."""
     check_indicator(indicator)
     svc = service()
-    res = None
-    if "resolution" in request.args:
-        text = request.args["resolution"]
-        if not _INT.fullmatch(text) or int(text) not in svc.run.resolutions:
-            abort(400, description=f"resolution must be one of {svc.run.resolutions}, "
-                                   f"got {text[:16]!r}")
-        res = int(text)
-    elif "z" in request.args:
-        text = request.args["z"]
-        if not _INT.fullmatch(text) or int(text) > MAX_ZOOM:
-            abort(400, description=f"z must be an integer in 0..{MAX_ZOOM}, got {text[:16]!r}")
-        res = svc.resolution_for_zoom(int(text))
+    res = requested_resolution(svc.run.resolutions, svc.resolution_for_zoom)
     response = jsonify(svc.legend(indicator, resolution=res))
     response.headers["Cache-Control"] = f"public, max-age={current_app.config['API_MAX_AGE']}"
     return response

@@ -4,7 +4,8 @@
 content (``app.extensions["kantong"]``, a :class:`kantong.engine.publish.published.PublishedRun`)
 and the
 tile server's catalogue (``app.extensions["kantong_tiles"]``). The page is built once per
-app and URL root, then served from memory. ``/static/...`` serves the vendored Leaflet and
+app, URL root and language (``?lang=id``, the default, or ``?lang=en``), then served from
+memory. ``/static/...`` serves the vendored Leaflet and
 the viewer's own script and style sheet (see ``webmap/static/VENDOR.md``); nothing is
 loaded from another origin.
 """
@@ -19,11 +20,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, current_app, request, url_for
 
 from kantong.engine.inputs import boundaries
+from kantong.webmap.i18n import DEFAULT_LANGUAGE, check_language
 from kantong.webmap.page.build import BBox, ViewerContent, choose_layers, render_page
+from kantong.webmap.views.compare import page_layers
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +105,38 @@ def pocket_contributions(cells: pd.DataFrame) -> pd.DataFrame:
     return sums[cols].div(sums["_w"].where(sums["_w"] > 0), axis=0)
 
 
+def pocket_districts(cells: pd.DataFrame) -> pd.Series:
+    """Return the kecamatan names of each pocket's published cells (largest first).
+
+    Parameters
+    ----------
+    cells
+        Published base cells with ``pocket_id``, ``district_name`` and ``households``.
+
+    Returns
+    -------
+    pandas.Series
+        ``pocket_id`` (int64) -> ``"Name A, Name B"`` (empty when the columns are absent).
+    """
+    if not {"pocket_id", "district_name", "households"} <= set(cells.columns):
+        return pd.Series(dtype="string")
+    inside = cells[cells["pocket_id"].notna() & cells["district_name"].notna()]
+    sums = (inside.assign(pocket_id=inside["pocket_id"].astype("int64"))
+            .groupby(["pocket_id", "district_name"])["households"].sum()
+            .reset_index().sort_values(["pocket_id", "households"], ascending=[True, False]))
+    return sums.groupby("pocket_id")["district_name"].agg(lambda s: ", ".join(map(str, s)))
+
+
+def site_districts(sites: gpd.GeoDataFrame) -> pd.Series:
+    """Return the kecamatan name (shipped BPS 2020 boundaries) of each site point."""
+    if sites.empty:
+        return pd.Series(dtype="string", index=sites.index)
+    dist = boundaries.districts()[["district_name", "geometry"]]
+    hit = gpd.sjoin(sites[["geometry"]].to_crs(dist.crs), dist, how="left",
+                    predicate="within")
+    return hit[~hit.index.duplicated()]["district_name"].reindex(sites.index)
+
+
 def content_from_published(run: Any, *, indicators: Sequence[str], bounds: BBox
                            ) -> ViewerContent:
     """Collect the viewer content of a run from its privacy gate.
@@ -134,11 +170,17 @@ def content_from_published(run: Any, *, indicators: Sequence[str], bounds: BBox
     outlines = outlines[["regency_code", "regency_name", "geometry"]].reset_index(drop=True)
     provinces = boundaries.provinces()[["province_code", "geometry"]]
     pockets = run.pockets()
+    cells = run.cells()
     if len(pockets) and not any(c.startswith("contrib_") for c in pockets.columns):
-        contrib = pocket_contributions(run.cells())
+        contrib = pocket_contributions(cells)
         if len(contrib.columns):
             pockets = pockets.join(contrib, on="pocket_id")
+    if len(pockets) and "districts" not in pockets.columns:
+        pockets = pockets.join(pocket_districts(cells).rename("districts"), on="pocket_id")
     sites = run.sites()
+    if len(sites):
+        sites = sites.assign(district_name=site_districts(sites))
+    facilities = run.facilities() if hasattr(run, "facilities") else None
     manifest = run.manifest if isinstance(run.manifest, dict) else {}
     return ViewerContent(
         run_id=str(run.run_id), province_name=province,
@@ -146,11 +188,15 @@ def content_from_published(run: Any, *, indicators: Sequence[str], bounds: BBox
         regencies=regencies, outlines=outlines, provinces=provinces,
         pockets=pockets if len(pockets) else None, sites=sites if len(sites) else None,
         min_households=int(run.min_households), synthetic=bool(manifest.get("synthetic")),
-        province_codes=province_codes)
+        province_codes=province_codes,
+        cell_columns=tuple(c for c in cells.columns if c != "geometry"),
+        facility_count=0 if facilities is None else len(facilities),
+        facility_types=() if facilities is None or not len(facilities) else tuple(
+            sorted(facilities["type"].astype(str).unique())))
 
 
-def viewer_html() -> str:
-    """Return the viewer page of the current app (built on first use, then cached).
+def viewer_html(lang: str = DEFAULT_LANGUAGE) -> str:
+    """Return the viewer page of the current app in ``lang`` (built on first use, then cached).
 
     Returns
     -------
@@ -160,7 +206,7 @@ def viewer_html() -> str:
     run = current_app.extensions["kantong"]
     tiles = current_app.extensions["kantong_tiles"]
     root = request.script_root.rstrip("/")
-    key = (run.run_id, run.min_households, root)
+    key = (run.run_id, run.min_households, root, lang)
     cache = current_app.extensions.setdefault(_CACHE_KEY, {})
     with _lock:
         if key not in cache:
@@ -169,9 +215,9 @@ def viewer_html() -> str:
                                              bounds=tiles.bounds())
             compare = current_app.extensions.get("kantong_compare")
             if compare is not None:  # `kantong serve --compare`: add the change layers
-                content = dataclasses.replace(content, compare=compare.page_layers())
+                content = dataclasses.replace(content, compare=page_layers(compare))
             static_url = url_for("viewer.static", filename="").rstrip("/")
-            cache[key] = render_page(content, base_url=root, static_url=static_url)
+            cache[key] = render_page(content, base_url=root, static_url=static_url, lang=lang)
             logger.info("viewer page of run %s built in %.2f s (%d bytes)", run.run_id,
                         time.perf_counter() - t0, len(cache[key]))
         return cache[key]
@@ -179,8 +225,12 @@ def viewer_html() -> str:
 
 @bp.get("/")
 def index() -> Response:
-    """Serve the map page (HTML; revalidated with an ETag)."""
-    page = viewer_html()
+    """Serve the map page in ``?lang=`` (``id`` by default, or ``en``; HTML with an ETag).
+
+    The other query parameters (``layer``, ``regency``, ``lat``, ``lon``, ``z``) are read by
+    the page's script: they reopen a view (a permalink).
+    """
+    page = viewer_html(check_language(request.args.get("lang")))
     response = Response(page, mimetype="text/html")
     response.set_etag(hashlib.blake2b(page.encode("utf-8"), digest_size=12).hexdigest())
     response.headers["Cache-Control"] = "no-cache"

@@ -1,0 +1,82 @@
+"""gzip compression of the web map's text responses (HTML, JSON, GeoJSON, CSS, JS).
+
+Registered by :func:`kantong.webmap.create_app` as an ``after_request`` hook: a ``200``
+response whose media type is compressible, of at least :data:`MIN_BYTES`, is gzip-encoded
+when the request's ``Accept-Encoding`` allows gzip; ``Vary: Accept-Encoding`` is set on
+every compressible response so caches keep the two forms apart. Byte-range answers
+(``206``, or a request with ``Range``), streamed files and ``HEAD`` requests (which show
+the size of the data itself) are left as they are. A strong ``ETag`` becomes weak on the
+compressed form (the same content, another encoding), so ``If-None-Match`` still gives
+``304``. Tiles (PNG, MVT) are already compressed and are not touched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from typing import Final
+
+from flask import Flask, Response, request
+
+logger = logging.getLogger(__name__)
+
+#: Media types worth compressing.
+COMPRESSIBLE: Final = frozenset({
+    "text/html", "application/json", "application/geo+json", "text/css", "text/csv",
+    "text/javascript", "application/javascript", "image/svg+xml",
+})
+#: Smallest body compressed (smaller ones gain nothing).
+MIN_BYTES: Final = 1024
+#: gzip level: 6 is zlib's default balance of speed and size.
+LEVEL: Final = 6
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Return whether an ``Accept-Encoding`` value allows gzip (``q=0`` refuses it).
+
+    Examples
+    --------
+    >>> accepts_gzip("gzip, deflate, br"), accepts_gzip("gzip;q=0"), accepts_gzip(None)
+    (True, False, False)
+    """
+    for part in (header or "").lower().split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            q = params.strip().removeprefix("q=")
+            try:
+                return not params.strip() or float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def compress_response(response: Response) -> Response:
+    """Gzip ``response`` in place when the current request allows it; return it."""
+    if response.mimetype not in COMPRESSIBLE:
+        return response
+    response.vary.add("Accept-Encoding")
+    if (response.status_code != 200 or response.direct_passthrough or request.method == "HEAD"
+            or "Content-Encoding" in response.headers or "Range" in request.headers
+            or not accepts_gzip(request.headers.get("Accept-Encoding"))):
+        return response
+    data = response.get_data()
+    if len(data) < MIN_BYTES:
+        return response
+    packed = gzip.compress(data, compresslevel=LEVEL, mtime=0)
+    response.set_data(packed)
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers.pop("Accept-Ranges", None)
+    etag, weak = response.get_etag()
+    if etag and not weak:
+        response.set_etag(etag, weak=True)
+    logger.debug("gzip %s: %d -> %d bytes", request.path, len(data), len(packed))
+    return response
+
+
+def register_compression(app: Flask) -> None:
+    """Compress the text responses of ``app`` (an ``after_request`` hook)."""
+    app.after_request(compress_response)
+
+
+__all__ = ["COMPRESSIBLE", "MIN_BYTES", "accepts_gzip", "compress_response",
+           "register_compression"]
