@@ -125,8 +125,20 @@ class PocketConfig:
     analysis_resolution: int = 0
     #: Target of the automatic choice of ``analysis_resolution``.
     auto_median_households: int = 10
+    #: Analysis units: ``"auto"`` (villages when at least ``village_units_min_share`` of the
+    #: households are located by village code only, else cells), ``"cells"`` or
+    #: ``"villages"`` (docs/pockets.md, "Registers located by village code").
+    units: str = "auto"
+    #: Share of village-located households from which ``units = "auto"`` tests villages.
+    village_units_min_share: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.units not in ("auto", "cells", "villages"):
+            raise ConfigError("pockets.units must be \"auto\", \"cells\" or \"villages\", "
+                              f"got {self.units!r}")
+        if not 0.0 <= self.village_units_min_share <= 1.0:
+            raise ConfigError("pockets.village_units_min_share must be in [0, 1], "
+                              f"got {self.village_units_min_share}")
         if self.method not in ("scan", "gistar"):
             raise ConfigError(f"pockets.method must be \"scan\" or \"gistar\", got {self.method!r}")
         if not 1 <= self.scan_max_k <= 10:

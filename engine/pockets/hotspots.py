@@ -244,8 +244,10 @@ def coarsen(cells: pd.DataFrame, resolution: int) -> tuple[pd.DataFrame, np.ndar
     index = cells_to_uint64(cells["h3"].to_numpy())
     parent = pa.array(h3ronpy.change_resolution(index, resolution))
     parent_of = np.asarray(pa.array(h3ronpy.cells_to_string(parent)), dtype=object)
-    sums = (cells[["households", "extreme_households"]].astype("int64")
-            .groupby(parent_of, sort=True).sum())
+    counts = cells[["households", "extreme_households"]]
+    # expected (fractional) counts of village-located households stay float (issue 19)
+    exact = all(pd.api.types.is_integer_dtype(t) for t in counts.dtypes)
+    sums = counts.astype("int64" if exact else "float64").groupby(parent_of, sort=True).sum()
     sums.index.name = "h3"
     return sums.reset_index(), parent_of
 

@@ -46,6 +46,13 @@ from kantong.engine.pockets.score import (
     score_cells,
 )
 from kantong.engine.pockets.strategy import explain_strategy
+from kantong.engine.pockets.villages import (
+    pocket_members,
+    read_villages,
+    use_village_units,
+    village_detection,
+    village_located_share,
+)
 from kantong.engine.rundir import Timer, merge_manifest
 
 logger = logging.getLogger(__name__)
@@ -146,7 +153,8 @@ def _clean(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.drop(columns=added)
 
 
-def _analyse(cells: gpd.GeoDataFrame, config: Config, *, source: str = "cells table"
+def _analyse(cells: gpd.GeoDataFrame, config: Config, *, source: str = "cells table",
+             villages: pd.DataFrame | None = None
              ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]:
     missing = [c for c in _REQUIRED if c not in cells.columns]
     if missing:
@@ -159,7 +167,7 @@ def _analyse(cells: gpd.GeoDataFrame, config: Config, *, source: str = "cells ta
     cells = _clean(cells).reset_index(drop=True)
     timer = Timer()
     with timer("hotspots"):
-        own, res, analysis, parent_of, found = _detect(cells, config)
+        own, res, analysis, parent_of, found, members = _detect(cells, config, villages)
     with timer("pockets"):
         out, pockets = _pocket_cells(cells, analysis, parent_of, own, res, found)
     with timer("score_strategy"):
@@ -170,24 +178,50 @@ def _analyse(cells: gpd.GeoDataFrame, config: Config, *, source: str = "cells ta
         ranks = rank_frame(out, out["priority"], tiebreak="h3")
         out["rank_province"], out["rank_regency"] = ranks["rank_province"], ranks["rank_regency"]
         pockets = _finish_pockets(pockets, config)
+        pockets = _with_villages(pockets, out, members, villages)
     info = {"run_resolution": own, "analysis_resolution": res,
+            "units": "villages" if members is not None else "cells",
+            "village_located_share": (None if villages is None
+                                      else round(village_located_share(villages), 4)),
             "analysis_cells": len(analysis), "weights": cell_score.attrs["weights"],
             "timings": dict(timer.seconds), "method": pc.method,
             "scan_windows": len(found.scan.windows)}
     return out, pockets, info
 
 
-def _detect(cells: gpd.GeoDataFrame, config: Config) -> tuple[int, int, pd.DataFrame, Any,
-                                                               Detection]:
-    """Choose the analysis resolution, aggregate the cells to it and find the pockets."""
+def _detect(cells: gpd.GeoDataFrame, config: Config, villages: pd.DataFrame | None = None
+            ) -> tuple[int, int, pd.DataFrame, Any, Detection, pd.DataFrame | None]:
+    """Choose the analysis units (cells at a resolution, or villages) and find the pockets.
+
+    Village units (docs/pockets.md, registers located by village code): every cell takes
+    the result of the village holding its centre, and the village sets are returned too.
+    """
     pc = config.pockets
     own = cells_resolution(cells["h3"].to_numpy())
+    if use_village_units(villages, config=pc):
+        found, members = village_detection(cells, villages, config=pc)
+        analysis = cells[["h3", "households", "extreme_households"]]
+        return own, own, analysis, cells["h3"], found, members
     res = choose_resolution(cells, config=pc)
     if res == own:
         analysis, parent_of = cells[["h3", "households", "extreme_households"]], cells["h3"]
     else:
         analysis, parent_of = coarsen(cells, res)
-    return own, res, analysis, parent_of, detect_pockets(analysis, config=pc)
+    return own, res, analysis, parent_of, detect_pockets(analysis, config=pc), None
+
+
+def _with_villages(pockets: gpd.GeoDataFrame, cells: pd.DataFrame,
+                   members: pd.DataFrame | None, villages: pd.DataFrame | None
+                   ) -> gpd.GeoDataFrame:
+    """Add ``villages`` ("code name; ...") and ``n_villages`` to the pockets (when known)."""
+    if members is None:
+        members = pocket_members(cells, villages=villages)
+    if villages is None and members.empty:
+        return pockets
+    joined = members.reindex(pockets["pocket_id"].to_numpy())
+    pockets["villages"] = pd.array(joined["villages"].to_numpy(), dtype="string")
+    pockets["n_villages"] = joined["n_villages"].fillna(0).to_numpy(dtype="int64")
+    return pockets
 
 
 def _pocket_cells(cells: gpd.GeoDataFrame, analysis: pd.DataFrame, parent_of: Any, own: int,
@@ -249,7 +283,8 @@ def _finish_pockets(pockets: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFra
                             crs=pockets.crs)
 
 
-def find_pockets(cells: gpd.GeoDataFrame, *, config: Config | None = None
+def find_pockets(cells: gpd.GeoDataFrame, *, config: Config | None = None,
+                 villages: pd.DataFrame | None = None
                  ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Find poverty pockets and score cells and pockets (no I/O).
 
@@ -265,6 +300,10 @@ def find_pockets(cells: gpd.GeoDataFrame, *, config: Config | None = None
         pockets run are replaced.
     config
         The run configuration (``pockets`` and ``score`` sections); defaults if ``None``.
+    villages
+        The run's per-village table (``villages.parquet``): villages become the analysis
+        units when most households are located by village code only (``pockets.units``), and
+        pockets list their villages (``villages``, ``n_villages``).
 
     Returns
     -------
@@ -279,7 +318,7 @@ def find_pockets(cells: gpd.GeoDataFrame, *, config: Config | None = None
     >>> cells, pockets = find_pockets(gpd.read_parquet("run/cells.parquet"))  # doctest: +SKIP
     >>> pockets[["pocket_id", "regencies", "strategy", "priority"]]  # doctest: +SKIP
     """
-    cells_out, pockets, _ = _analyse(cells, config or Config())
+    cells_out, pockets, _ = _analyse(cells, config or Config(), villages=villages)
     return cells_out, pockets
 
 
@@ -325,13 +364,16 @@ def write_pockets(run_dir: Path, config: Config) -> PocketSummary:
     timer = Timer()
     with timer("read"):
         cells = _read_cells(run_dir)
-    cells_out, pockets, info = _analyse(cells, config, source=str(run_dir / CELLS_FILE))
+        villages = read_villages(run_dir)
+    cells_out, pockets, info = _analyse(cells, config, source=str(run_dir / CELLS_FILE),
+                                        villages=villages)
     timer.seconds.update(info["timings"])
     with timer("write"):
         with atomic_path(run_dir / POCKETS_FILE) as tmp:
             pockets.to_parquet(tmp, index=False)
         with atomic_path(run_dir / POCKETS_GEOJSON) as tmp:
-            pockets.to_file(tmp, driver="GeoJSON", engine="pyogrio")
+            # a fixed layer name: the temporary file's name must not leak into the output
+            pockets.to_file(tmp, driver="GeoJSON", engine="pyogrio", layer="pockets")
         with atomic_path(run_dir / CELLS_FILE) as tmp:
             cells_out.to_parquet(tmp, index=False)
     timings = {**timer.seconds, "total": timer.total()}
@@ -356,6 +398,7 @@ def write_pockets(run_dir: Path, config: Config) -> PocketSummary:
         "run_resolution": info["run_resolution"],
         "analysis_resolution": info["analysis_resolution"],
         "analysis_cells": info["analysis_cells"],
+        "units": info["units"], "village_located_share": info["village_located_share"],
         "score": {"weights": info["weights"], "travel_cap_min": config.score.travel_cap_min},
         "counts": summary.to_dict(),
         "timings_s": summary.timings,
