@@ -24,6 +24,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from agreement import check
 
 from kantong.engine.build.placement import StudyArea
 from kantong.engine.constants import DEPRIVATION_FIELDS
@@ -152,6 +153,11 @@ def main() -> None:
     speedup = args.rows / t_area / naive_rate
     print(f"naive row loop ({args.naive_rows:,} rows): {t_naive:6.3f} s CPU "
           f"({naive_rate / 1e6:4.2f} M rows/s) -> vectorised (with area) is {speedup:5.1f}x faster")
+    naive = naive_validate(sub, area.geometry)
+    ours = validate_households(frame.iloc[:args.naive_rows], source="bench", study_area=area)
+    n_naive = sum(reason is None for reason in naive)
+    check("accepted rows, vectorised vs the naive row loop", n_naive == len(ours.accepted),
+          f"{len(ours.accepted):,} and {n_naive:,} of {args.naive_rows:,}")
 
     print(f"\n## study-area test, {args.rows:,} points, province {PROVINCE} polygon")
     lon, lat = frame["lon"].to_numpy(), frame["lat"].to_numpy()

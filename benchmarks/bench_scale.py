@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pyarrow.parquet as pq
+from agreement import check
 
 GIB = 1024**3
 
@@ -214,6 +215,9 @@ def main() -> None:
                                        args.data / "runs" / f"dask_{n}M")
             ratio = row["dask"]["wall_s"] / row["local"]["wall_s"]
             print(f"  dask / local time: {ratio:.2f}; results {row['same']}", flush=True)
+            results_path.write_text(json.dumps(results, indent=1))
+            check(f"{n} M households, local vs dask run directories", row["same"] == "identical",
+                  row["same"])
         results_path.write_text(json.dumps(results, indent=1))
     if args.naive:
         _, single, _ = ensure_data(args.data, args.naive)

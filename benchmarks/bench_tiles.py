@@ -33,6 +33,7 @@ from pathlib import Path
 import mercantile
 import numpy as np
 import shapely
+from agreement import check
 
 # ---- helpers ---------------------------------------------------------------------------------
 
@@ -190,6 +191,7 @@ def bench_inprocess(run_dir: Path, tiles: list[tuple[int, int, int]], k: int | N
         t = time.perf_counter()
         lib_mvt(lv, z, x, y)
         mvt_lib.append(time.perf_counter() - t)
+    check_agreement(svc, cells_by_res, sample)
     print(f"{len(sample)} tiles at z8/z10/z12, mean {np.mean(nfeat):.0f} cells per tile "
           f"(max {max(nfeat)})")
     print(f"PNG ours        {pct(ours)}")
@@ -332,6 +334,38 @@ def bench_cache_bound(run_dir: Path, bounds: tuple[float, float, float, float],
     print(f"served {payload / 2**20:.1f} MiB of tiles; cache peak {peak / 2**20:.2f} MiB "
           f"(bound {bound / 2**20:.0f} MiB), {s['entries']} entries, {s['evictions']} evictions; "
           f"process RSS {rss0:.0f} -> {rss_mb(os.getpid()):.0f} MB")
+
+
+def check_agreement(svc, cells_by_res: dict, sample: list[tuple[int, int, int]]) -> None:
+    """Assert that ours, the naive renderer and mapbox_vector_tile draw/encode the same cells."""
+    import mapbox_vector_tile
+    from PIL import Image
+
+    from kantong.webmap.tiling.render import render_png
+
+    differ = total = n_feat = 0
+    mvt_bad: list[str] = []
+    for z, x, y in sample:
+        res = svc.resolution_for_zoom(z)
+        lv = svc.level(res)
+        _, rgba = svc.scale("priority", res)
+        ours = render_png(lv.geometry, rgba, z, x, y)  # no outline: the naive one has none
+        a = np.asarray(Image.open(io.BytesIO(ours)))[..., 3] > 0 if ours else np.zeros((256, 256))
+        b = np.asarray(Image.open(io.BytesIO(naive_png(cells_by_res[res], rgba, z, x, y))))
+        differ += int(((b[..., 3] > 0) != a).sum())
+        total += a.size
+        mine = mapbox_vector_tile.decode(svc.mvt(z, x, y))["cells"]["features"]
+        ref = mapbox_vector_tile.decode(lib_mvt(lv, z, x, y))["cells"]["features"]
+        props = sorted((f["properties"] for f in mine), key=lambda p: p["h3"])
+        ref_props = sorted((f["properties"] for f in ref), key=lambda p: p["h3"])
+        if props != ref_props:
+            mvt_bad.append(f"{z}/{x}/{y}")
+        n_feat += len(props)
+    check("MVT, ours vs mapbox_vector_tile.encode (decoded features)", not mvt_bad,
+          f"{len(sample)} tiles, {n_feat} features; different: {mvt_bad[:5]}")
+    # edge pixels may round differently; anything more is a misplaced or missing cell
+    check("PNG coverage, ours vs the naive renderer", differ <= 0.005 * total,
+          f"{differ} of {total:,} pixels differ, at most 0.5 % allowed")
 
 
 def main() -> None:
