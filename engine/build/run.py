@@ -73,6 +73,7 @@ from kantong.engine.constants import (
 from kantong.engine.errors import CRSError, EmptyInputError, InputError
 from kantong.engine.h3ids import cells_to_uint64
 from kantong.engine.inputs import boundaries
+from kantong.engine.inputs.absent import blank_absent, with_placeholders
 from kantong.engine.inputs.facilities import read_facilities
 from kantong.engine.inputs.households import (
     lock_code_system,
@@ -474,7 +475,7 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                     read += res.read
                     located += res.village_located
                     hh_rejects.append(res.rejects)
-                    ok = res.accepted
+                    ok = with_placeholders(res.accepted, res.absent)
                     acc.add(ok, values=household_values(ok))
             accepted = acc.households
             partial = acc.partial()
@@ -492,6 +493,8 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         with timer("cells"), progress.stage("cells"):
             admin_provinces = (area_info["province"],) if "province" in area_info else None
             cells = cells_frame(sums, resolution=resolution, provinces=admin_provinces)
+            absent = register.get("absent", [])
+            cells = blank_absent(cells, absent)
             ids = cells_to_uint64(cells["h3"])
             cell_bounds = _cells_bounds(ids)
         with timer("population"), progress.stage("population per cell"):
@@ -513,11 +516,13 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
         with timer("rollups"), progress.stage("rollups"):
             rollups = {}
             for r in range(config.build.min_rollup_resolution, resolution):
-                rollups[r] = rollup_cells(cells, resolution=r, provinces=admin_provinces)
+                rollups[r] = blank_absent(rollup_cells(cells, resolution=r,
+                                                       provinces=admin_provinces), absent)
                 cell_counts[str(r)] = len(rollups[r])
         with timer("write"), progress.stage("writing the run directory"):
             cells.to_parquet(tmp / CELLS_FILE, index=False)
-            village_totals(partial).to_parquet(tmp / VILLAGES_FILE, index=False)
+            blank_absent(village_totals(partial), absent).to_parquet(tmp / VILLAGES_FILE,
+                                                                     index=False)
             (tmp / ROLLUP_DIR).mkdir(exist_ok=True)
             for r, frame in rollups.items():
                 frame.to_parquet(tmp / ROLLUP_DIR / f"cells_r{r}.parquet", index=False)

@@ -99,6 +99,8 @@ def deprivation_shares(frame: pd.DataFrame) -> pd.DataFrame:
             share = frame[share_col].to_numpy(dtype="float64")
         else:
             continue
+        if share.size and np.isnan(share).all() and (households > 0).any():
+            continue  # not in this register (engine/inputs/absent.py): left out, not 0
         out[share_col] = np.nan_to_num(share, nan=0.0, posinf=0.0)
     return out
 
@@ -134,6 +136,8 @@ def assistance_gap_share(frame: pd.DataFrame) -> pd.Series | None:
     if "assistance_gap" not in frame.columns:
         return None
     gap = frame["assistance_gap"].to_numpy(dtype="float64")
+    if gap.size and np.isnan(gap).all():
+        return None  # receives_assistance not in this register
     extreme = frame["extreme_households"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(extreme > 0, gap / extreme, 0.0)

@@ -135,3 +135,40 @@ def test_facility_list_lookalikes_build_without_rewriting(p3ke, tmp_path):
         # the hospital does not feed the strategy: the mean is over puskesmas only
         np.testing.assert_allclose(pockets["travel_min_mean"],
                                    pockets["travel_min_puskesmas"], rtol=1e-9)
+
+
+def test_optional_indicator_absent_is_not_filled_in(p3ke, tmp_path):
+    register = pd.read_csv(p3ke["canonical"], dtype={"household_id": str, "village_code": str})
+    frame = register_to_p3ke(register, seed=5).drop(columns="jumlah_anak_tidak_sekolah")
+    path = write_p3ke_workbook(frame, tmp_path / "no_child.xlsx")
+    out = _run(["build", "--households", str(path), "--schema", "p3ke", "--province", "61",
+                "--out", str(tmp_path / "run")])
+    assert "indicators not in this register: child_out_of_school" in out
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["register"]["absent_indicators"] == ["child_out_of_school"]
+    cells = pd.read_parquet(tmp_path / "run" / "cells.parquet")
+    assert cells["n_child_out_of_school"].isna().all()
+    assert cells["share_child_out_of_school"].isna().all()
+    assert cells["n_no_improved_water"].notna().all()
+    for rollup in (tmp_path / "run" / "rollups").glob("*.parquet"):
+        assert pd.read_parquet(rollup)["share_child_out_of_school"].isna().all()
+    assert cells["priority"].notna().all() if "priority" in cells else True
+
+
+def test_absent_assistance_drops_out_of_the_score_with_weights_renormalised():
+    from kantong.engine.inputs.absent import blank_absent
+    from kantong.engine.pockets.score import score_cells
+
+    cells = pd.DataFrame({"households": [10, 10], "extreme_households": [2, 6],
+                          "n_no_assistance": [1, 2], "assistance_gap": [1, 3]})
+    gone = blank_absent(cells, ["receives_assistance"])
+    assert gone["assistance_gap"].isna().all() and gone["n_no_assistance"].isna().all()
+    weights = {"extreme_households": 0.5, "assistance_gap": 0.5}
+    with_gap = score_cells(cells, weights=weights, smooth_rate=False)
+    without = score_cells(gone, weights=weights, smooth_rate=False)
+    assert with_gap.attrs["weights"]["assistance_gap"] == 0.5
+    assert without.attrs["weights"] == {"extreme_households": 1.0, "extreme_rate": 0.0,
+                                        "deprivation": 0.0, "travel": 0.0,
+                                        "assistance_gap": 0.0}
+    # by the definition: extreme households / the largest, weight 1
+    np.testing.assert_allclose(without["priority"], [2 / 6, 1.0])
