@@ -108,7 +108,6 @@ def disk_distances(cells: np.ndarray, max_k: int) -> sp.csr_matrix:
     found = sorted_cells[pos] == values
     rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(offsets))
     matrix = sp.csr_matrix((dist[found] + 1, (rows[found], order[pos[found]])), shape=(n, n))
-    matrix.sort_indices()
     return matrix
 
 
@@ -153,6 +152,20 @@ def cap_counts(households: np.ndarray, extreme: np.ndarray, quantile: float) -> 
     return np.minimum(ex, stats.binom.ppf(quantile, hh.astype("int64"), rate))
 
 
+def _rings(dist: sp.csr_matrix, max_k: int) -> list[sp.csr_matrix]:
+    """Split ``dist`` into one float32 0/1 matrix per grid distance 0..max_k."""
+    n = dist.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(dist.indptr))
+    order = np.argsort(dist.data, kind="stable")
+    bounds = np.searchsorted(dist.data[order], np.arange(1, max_k + 3))
+    rings = []
+    for k in range(max_k + 1):  # a handful of rings, each one vectorised
+        sel = order[bounds[k]:bounds[k + 1]]
+        rings.append(sp.csr_matrix((np.ones(len(sel), dtype="float32"),
+                                    (rows[sel], dist.indices[sel])), shape=(n, n)))
+    return rings
+
+
 def _max_llr(rings: list[sp.csr_matrix], hh: np.ndarray, ex: np.ndarray, rate: float,
              total: float) -> np.ndarray:
     """Largest window LLR of each column of ``hh``/``ex`` (cells x columns), radius >= 1."""
@@ -162,9 +175,24 @@ def _max_llr(rings: list[sp.csr_matrix], hh: np.ndarray, ex: np.ndarray, rate: f
     for ring in rings[1:]:
         acc_h += ring @ hh
         acc_e += ring @ ex
-        llr = poisson_llr(acc_e, acc_h * rate, total)
-        best = np.maximum(best, llr.max(axis=0))
+        best = np.maximum(best, _column_max_llr(acc_e, acc_h * np.float32(rate), total))
     return best
+
+
+def _column_max_llr(c: np.ndarray, e: np.ndarray, total: float) -> np.ndarray:
+    """Column maxima of :func:`poisson_llr` for float32 blocks, in place (the null's hot loop)."""
+    up = c > e
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = c / e
+        np.log(inner, out=inner)
+        inner *= c
+        outer = e - c
+        outer /= np.float32(total) - e
+        np.log1p(outer, out=outer)
+        outer *= np.float32(total) - c
+        inner += outer
+    inner[~up] = 0.0
+    return inner.max(axis=0).astype("float64")
 
 
 def scan_windows(cells: pd.DataFrame, ids: np.ndarray, *, max_k: int = 5,
@@ -203,10 +231,7 @@ def scan_windows(cells: pd.DataFrame, ids: np.ndarray, *, max_k: int = 5,
         return empty
     rate = total_e / total_h
     dist = disk_distances(ids, max_k)
-    coo = dist.tocoo()
-    rings = [sp.csr_matrix((np.ones(int((coo.data == k + 1).sum()), dtype="float32"),
-                            (coo.row[coo.data == k + 1], coo.col[coo.data == k + 1])),
-                           shape=(n, n)) for k in range(max_k + 1)]
+    rings = _rings(dist, max_k)
     # observed windows: sums per radius (k = 1..max_k)
     both = np.column_stack([hh, ex])
     per_ring = np.stack([ring @ both for ring in rings])  # (max_k + 1, n, 2)
