@@ -286,9 +286,12 @@ def _prepare_travel(facilities: gpd.GeoDataFrame | None, friction: str | Path | 
                        max_scale_error=surface.pixel.max_scale_error,
                        per_cell="mean over the cell's households of the travel time of the "
                                 "pixel holding each")
-    for t in sorted(slugs.unique()):
+    types = sorted(slugs.unique())
+    points = {t: (lon[(slugs == t).to_numpy()], lat[(slugs == t).to_numpy()]) for t in types}
+    by_type = surface.travel_minutes_by_type(points, workers=2)  # one pass per type, 2 threads
+    for t in types:
         sel = (slugs == t).to_numpy()
-        minutes, ignored = surface.travel_minutes(lon[sel], lat[sel])
+        minutes, ignored = by_type[t]
         travel.rasters[t] = minutes
         _write_raster(run_dir / TRAVEL_DIR / f"{t}.tif", minutes, transform=layer.transform,
                       crs=layer.crs, units="minutes")

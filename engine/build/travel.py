@@ -1,9 +1,12 @@
 """Travel time to the nearest facility of each type.
 
-Least-cost (with a friction surface, minutes per metre): ``skimage.graph.MCP_Geometric``,
-8-connected, started from every facility pixel of one type at once (one run per type). A
-move between two pixels costs the mean of their frictions times the move length in metres
-(diagonals sqrt(dx^2 + dy^2)). Nodata friction is impassable.
+Least-cost (with a friction surface, minutes per metre): a compiled multi-source Dijkstra
+over the 8-connected pixel graph (:mod:`kantong.engine.build.travel_kernel`), started from
+every facility pixel of one type at once (one pass per type; the types run in parallel
+threads). A move between two pixels costs the mean of their frictions times the move length
+in metres (diagonals sqrt(dx^2 + dy^2)) - the graph of ``skimage.graph.MCP_Geometric``,
+whose costs it reproduces to float rounding (``tests/build/test_travel.py``,
+``benchmarks/bench_travel.py``) at several times its speed. Nodata friction is impassable.
 
 Pixel sizes in metres. MCP takes one pixel width and one height for the whole grid. For a
 geographic (lat/lon) raster the true width shrinks with cos(latitude) and the height varies
@@ -38,15 +41,15 @@ import pyproj
 from affine import Affine
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from skimage.graph import MCP_Geometric
 
+from kantong.engine.build.travel_kernel import FrictionGrid, least_costs
 from kantong.engine.constants import WGS84
 from kantong.engine.errors import CRSError, InputError
 
 logger = logging.getLogger(__name__)
 
 #: Method strings written to the manifest.
-LEAST_COST_METHOD = "least-cost MCP_Geometric 8-connected"
+LEAST_COST_METHOD = "least-cost 8-connected Dijkstra (MCP_Geometric move costs)"
 STRAIGHT_LINE_METHOD = "straight-line fallback: no friction surface"
 #: Assumed speed of the straight-line fallback (km/h): walking, no detour factor.
 STRAIGHT_LINE_SPEED_KMH = 4.0
@@ -121,14 +124,24 @@ def pixel_size_m(transform: Affine, crs: object, shape: tuple[int, int]) -> Pixe
 class TravelSurface:
     """A friction surface ready for repeated least-cost runs (one per facility type).
 
-    Build it with :meth:`from_friction`; call :meth:`travel_minutes` per facility type.
+    Build it with :meth:`from_friction`; call :meth:`travel_minutes` for one facility type
+    or :meth:`travel_minutes_by_type` for several (parallel threads).
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> surface = TravelSurface.from_friction(np.ones((1, 3)), crs="EPSG:32649",
+    ...                                       transform=Affine(10, 0, 500_000, 0, -10, 0))
+    >>> minutes, ignored = surface.travel_minutes(np.array([111.0]), np.array([-0.00005]))
+    >>> minutes.tolist(), ignored
+    ([[0.0, 10.0, 20.0]], 0)
     """
 
     friction: np.ndarray
     transform: Affine
     crs: object
     pixel: PixelSize
-    _mcp: MCP_Geometric = field(repr=False)
+    _grid: FrictionGrid = field(repr=False)
     _snap: tuple[np.ndarray, np.ndarray] | None = field(repr=False, default=None)
 
     @classmethod
@@ -141,7 +154,9 @@ class TravelSurface:
         InputError
             Negative friction, no valid pixel, zero everywhere, or a rotated grid.
         """
-        costs = np.asarray(friction, dtype=np.float64)
+        costs = np.asarray(friction)
+        if costs.dtype not in (np.float32, np.float64):
+            costs = costs.astype(np.float64)
         valid = np.isfinite(costs)
         if not valid.any():
             raise InputError("friction raster holds no valid pixel")
@@ -151,12 +166,11 @@ class TravelSurface:
             raise InputError("friction raster is 0 everywhere (minutes per metre must be > 0; "
                              "is it a friction surface?)")
         pixel = pixel_size_m(transform, crs, costs.shape)
-        costs = np.where(valid, costs, np.inf)
-        mcp = MCP_Geometric(costs, fully_connected=True, sampling=(pixel.dy, pixel.dx))
+        grid = FrictionGrid(costs, dy=pixel.dy, dx=pixel.dx)
         logger.info("friction %d x %d px, pixel %.1f x %.1f m, max scale error %.3f %%",
                     costs.shape[1], costs.shape[0], pixel.dx, pixel.dy,
                     100 * pixel.max_scale_error)
-        return cls(costs, transform, crs, pixel, mcp)
+        return cls(costs, transform, crs, pixel, grid)
 
     def _snap_indices(self) -> tuple[np.ndarray, np.ndarray]:
         if self._snap is None:
@@ -191,15 +205,35 @@ class TravelSurface:
             float32 raster (NaN where unreachable or nodata) and the number of facilities
             ignored (outside the raster or stranded on nodata).
         """
-        starts, ignored = self.source_pixels(np.asarray(lon, float), np.asarray(lat, float))
-        if ignored:
-            logger.warning("%d facilities outside the friction raster were ignored", ignored)
-        if len(starts) == 0:
-            return np.full(self.friction.shape, np.nan, dtype=np.float32), ignored
-        cost, _ = self._mcp.find_costs([tuple(p) for p in starts.tolist()])
-        out = cost.astype(np.float32)
-        out[~np.isfinite(out)] = np.nan
-        return out, ignored
+        out = self.travel_minutes_by_type({"": (lon, lat)}, workers=1)
+        return out[""]
+
+    def travel_minutes_by_type(self, points: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
+                               workers: int = 2) -> dict[str, tuple[np.ndarray, int]]:
+        """Return :meth:`travel_minutes` for several facility types, ``workers`` at a time.
+
+        Parameters
+        ----------
+        points
+            ``{type: (lon, lat)}`` of the facilities of each type (WGS84).
+        workers
+            Parallel threads (each holds one float64 cost grid while it runs).
+
+        Returns
+        -------
+        dict
+            ``{type: (minutes raster, facilities ignored)}``.
+        """
+        starts, ignored = {}, {}
+        for name, (lon, lat) in points.items():
+            pixels, ignored[name] = self.source_pixels(np.asarray(lon, float),
+                                                       np.asarray(lat, float))
+            if ignored[name]:
+                logger.warning("%d %s facilities outside the friction raster were ignored",
+                               ignored[name], name or "")
+            starts[name] = (pixels[:, 0], pixels[:, 1])
+        costs = least_costs(self._grid, starts, workers=workers)
+        return {name: (costs[name], ignored[name]) for name in points}
 
 
 def lonlat_to_pixels(lon: np.ndarray, lat: np.ndarray, *, transform: Affine, crs: object,
