@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -30,8 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "Export privacy-safe cells, pockets or sites for GIS tools."),
     "serve": ("serve", "Serve the offline web map and tile server for a run."),
     "compare": ("compare", "Compare two runs (e.g. two years) cell by cell and pocket by pocket."),
+    "plan": ("plan", "Plan a budget across pockets and strategies, with targets before and after."),
     "inspect": ("inspect",
                 "Show a register's sheets, columns and how they map to Kantong's fields."),
+    "users": ("users", "Add, remove or list staff accounts of the web map (serve --users)."),
 }
 
 
@@ -64,6 +67,16 @@ class LazyGroup(click.Group):
             raise click.ClickException(_os_error_message(exc)) from None
         except MemoryError:
             raise click.ClickException("out of memory; try a smaller input") from None
+        except EOFError:  # click would print only "Aborted!"
+            raise click.ClickException("input ended unexpectedly (a truncated or corrupt "
+                                       "compressed file?)") from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a library error nobody foresaw: one line, never a traceback
+            logging.getLogger("kantong").debug("unexpected error", exc_info=True)
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {first_line(exc)} (details with -vv; "
+                "please report it)") from None
 
 
 def _os_error_message(exc: OSError) -> str:
@@ -89,6 +102,15 @@ def configure_logging(verbosity: int) -> None:
     log = logging.getLogger("kantong")
     log.handlers[:] = [handler]
     log.setLevel(level)
+    warnings.showwarning = _warning_to_log  # one log line, never a source-code dump
+
+
+def _warning_to_log(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Log a Python warning as one line of the ``kantong`` logger (no source line)."""
+    logging.getLogger("kantong").warning("%s", first_line(message)  # type: ignore[arg-type]
+                                         if isinstance(message, Warning)
+                                         else str(message).splitlines()[0])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

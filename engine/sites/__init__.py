@@ -13,4 +13,4 @@ __all__, __getattr__, __dir__ = lazy_exports(
     pmedian="greedy_min_travel exact_min_travel",
     pcenter="greedy_min_max_travel exact_min_max_travel",
     capacity="Allocation allocate greedy_capacitated exact_capacitated",
-    places="name_places")
+    places="name_places", plan="plan_budget BudgetPlan", plan_costs="PlanCosts")

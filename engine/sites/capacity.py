@@ -29,6 +29,7 @@ from scipy import sparse
 
 from kantong.engine.errors import InputError
 from kantong.engine.sites import milp
+from kantong.engine.sites.milp import as_times
 from kantong.engine.sites.solvers import SitingResult
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class Allocation:
 
 def _sorted_rows(times: sparse.spmatrix) -> sparse.csr_matrix:
     """Return CSR whose entries in each row are sorted by time, then point index."""
-    t = sparse.csr_matrix(times, dtype=np.float64)
+    t = as_times(times)
     rows = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
     order = np.lexsort((t.indices, t.data, rows))
     return sparse.csr_matrix((t.data[order], t.indices[order], t.indptr.copy()), shape=t.shape)

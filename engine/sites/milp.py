@@ -181,6 +181,28 @@ def gap_min(objective: float, bound: float) -> float:
     return (objective - bound) / objective
 
 
+def as_times(times: np.ndarray | sparse.spmatrix) -> sparse.csr_matrix:
+    """Return travel times as CSR whose stored entries are the reachable pairs.
+
+    A sparse matrix is taken as it is (explicit zeros are pairs at 0 minutes). A dense
+    array counts every finite entry, zeros included, as a pair; ``inf`` is unreachable.
+
+    Examples
+    --------
+    >>> as_times(np.array([[0.0, np.inf], [2.0, 1.0]])).nnz
+    3
+    """
+    if sparse.issparse(times):
+        t = sparse.csr_matrix(times, dtype=np.float64)
+    else:
+        dense = np.asarray(times, dtype=np.float64)
+        ok = np.isfinite(dense)
+        indptr = np.concatenate([[0], np.cumsum(ok.sum(axis=1))])
+        t = sparse.csr_matrix((dense[ok], np.nonzero(ok)[1], indptr), shape=dense.shape)
+    t.sort_indices()
+    return t
+
+
 def _stale(h: highspy.Highs, cost: np.ndarray) -> bool:
     """Return True when the returned solution's objective is not the reported objective."""
     x = np.asarray(h.getSolution().col_value, dtype=np.float64)
@@ -190,4 +212,4 @@ def _stale(h: highspy.Highs, cost: np.ndarray) -> bool:
     return abs(float(cost @ x) - reported) > 1e-6 * max(1.0, abs(reported))
 
 
-__all__ = ["INF", "MilpSolution", "gap_min", "solve"]
+__all__ = ["INF", "MilpSolution", "as_times", "gap_min", "solve"]

@@ -32,7 +32,7 @@ from scipy import sparse
 
 from kantong.engine.errors import InputError
 from kantong.engine.sites import lscp, pmedian
-from kantong.engine.sites.milp import gap_min
+from kantong.engine.sites.milp import as_times, gap_min
 from kantong.engine.sites.solvers import SitingResult
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ logger = logging.getLogger(__name__)
 
 class _Instance:
     def __init__(self, times: sparse.spmatrix, weights: np.ndarray, base: np.ndarray) -> None:
-        t = sparse.csr_matrix(times, dtype=np.float64)
-        t.sort_indices()
+        t = as_times(times)
         w = np.asarray(weights, dtype=np.float64)
         base = np.asarray(base, dtype=np.float64)
         if t.shape[1] != len(w) or len(base) != len(w):
