@@ -39,6 +39,7 @@ Example ``kantong.toml``::
 
     [privacy]
     min_households = 10
+    staff_min_households = 5        # logged-in regency staff (serve --users); never below 3
 
     [sites]                         # kantong sites; CLI flags override (docs/sites.md)
     facility_type = "puskesmas"
@@ -231,9 +232,12 @@ class PrivacyConfig:
     """Small-count suppression applied to everything published."""
 
     min_households: int = DEFAULT_MIN_HOUSEHOLDS
+    #: Threshold shown to logged-in staff for their own regency (docs/security.md).
+    staff_min_households: int = 5
 
     def __post_init__(self) -> None:
         check_min_households(self.min_households)
+        check_min_households(self.staff_min_households)
 
 
 #: Objectives of ``kantong sites`` (docs/sites.md).

@@ -77,7 +77,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     k = app.config.get("MIN_HOUSEHOLDS")
     run = PublishedRun(app.config["RUN_DIR"],
                        min_households=None if k in (None, "") else _int_setting(
-                           app, "MIN_HOUSEHOLDS", minimum=0))
+                           app, "MIN_HOUSEHOLDS", minimum=0),
+                       allow_lower_k=bool(app.config.get("ALLOW_LOWER_K")),
+                       trust_run=bool(app.config.get("TRUST_RUN")))
     app.extensions["kantong"] = run
     app.extensions["kantong_tiles"] = TileService(run, cache_bytes=cache_bytes)
     app.extensions["kantong_downloads"] = TileCache(download_bytes)
@@ -102,6 +104,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         from kantong.webmap.views.compare import init_app as init_compare
 
         init_compare(app, compare_dir)
+    if app.config.get("USERS_FILE"):  # `kantong serve --users FILE`: staff login (auth.py)
+        from kantong.webmap.auth import init_app as init_auth
+
+        for key in ("STAFF_MIN_HOUSEHOLDS", "STAFF_SESSION_MINUTES", "LOGIN_MAX_FAILURES"):
+            _int_setting(app, key, minimum=1)
+        init_auth(app, app.config["USERS_FILE"])
+    if app.config.get("BEHIND_PROXY"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     logger.info("web map of run %s (K=%d)", run.run_id, run.min_households)
     return app
 

@@ -35,6 +35,20 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # Access-Control-Allow-Origin of /tiles/... (published tiles for QGIS/MapLibre); "" = none
     "TILES_CORS_ORIGIN": "*",
     "JSON_SORT_KEYS": False,
+    # base of URLs in TileJSON and /api/indicators ("" = root-relative; never the Host header)
+    "PUBLIC_URL": "",
+    # publish below the run's own K / skip the run's SHA-256 check (serve flags; logged)
+    "ALLOW_LOWER_K": False,
+    "TRUST_RUN": False,
+    # trust one reverse-proxy hop for the client address and scheme (werkzeug ProxyFix)
+    "BEHIND_PROXY": False,
+    # staff accounts (kantong users); None = no login, the public map only (docs/security.md)
+    "USERS_FILE": None,
+    "STAFF_MIN_HOUSEHOLDS": 5,
+    "STAFF_SESSION_MINUTES": 480,
+    "LOGIN_MAX_FAILURES": 5,
+    # append-only audit log of staff logins, views and downloads (default <USERS_FILE>.audit.log)
+    "AUDIT_LOG": None,
 }
 
 #: Tile size in pixels of the raster tiles.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kantong.engine.cli.options import allow_lower_k_option, trust_run_option
 from kantong.engine.constants import LOWEST_MIN_HOUSEHOLDS, MAX_RESOLUTION, MIN_RESOLUTION
 
 if TYPE_CHECKING:
@@ -76,9 +77,11 @@ def summary_lines(comparison: Comparison, *, top: int = 5) -> list[str]:
                    "pocket (default 0.10).")
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
               help="How many regencies to list.")
+@allow_lower_k_option
+@trust_run_option
 def command(run_old: Path, run_new: Path, out: Path, plot: bool, min_households: int | None,
             resolution: int | None, change_threshold: float | None, min_overlap: float | None,
-            top: int) -> None:
+            top: int, allow_lower_k: bool, trust_run: bool) -> None:
     """Compare RUN_OLD with RUN_NEW (e.g. two years) through their published views.
 
     Writes OUT/compare.parquet, cells_change.geojson, pockets_change.geojson,
@@ -96,7 +99,8 @@ def command(run_old: Path, run_new: Path, out: Path, plot: bool, min_households:
     comparison = compare_runs(
         run_old, run_new, resolution=resolution, min_households=min_households,
         change_threshold=CHANGE_THRESHOLD if change_threshold is None else change_threshold,
-        min_overlap=MIN_OVERLAP if min_overlap is None else min_overlap)
+        min_overlap=MIN_OVERLAP if min_overlap is None else min_overlap,
+        allow_lower_k=allow_lower_k, trust_run=trust_run)
     paths = write_comparison(comparison, out, plot=plot)
     runs = comparison.summary["runs"]
     click.echo(f"compared {run_old} (run {runs['old']['run_id'][:12]}, "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kantong.engine.cli.options import allow_lower_k_option, trust_run_option
 from kantong.engine.constants import LOWEST_MIN_HOUSEHOLDS, MAX_RESOLUTION, MIN_RESOLUTION
 from kantong.engine.errors import InputError
 from kantong.engine.publish.export import (
@@ -34,8 +35,11 @@ from kantong.engine.publish.published import PublishedRun
               help="Withhold cells with fewer households (default: the run's privacy setting, "
                    f"else 10; never below {LOWEST_MIN_HOUSEHOLDS}).")
 @click.option("--wkt", is_flag=True, help="CSV only: add the geometry as a `wkt` column.")
+@allow_lower_k_option
+@trust_run_option
 def command(run_dir: Path, layer: str, fmt: str | None, out: Path, regency: str | None,
-            resolution: int | None, min_households: int | None, wkt: bool) -> None:
+            resolution: int | None, min_households: int | None, wkt: bool,
+            allow_lower_k: bool, trust_run: bool) -> None:
     """Export privacy-safe cells, pockets or sites of RUN for GIS tools.
 
     Everything goes through the privacy gate (docs/privacy.md): cells with fewer than
@@ -55,7 +59,8 @@ def command(run_dir: Path, layer: str, fmt: str | None, out: Path, regency: str 
         raise click.BadParameter("--wkt applies to --format csv only", param_hint="--wkt")
     if resolution is not None and layer != "cells":
         raise click.BadParameter("applies to --layer cells only", param_hint="--resolution")
-    published = PublishedRun(run_dir, min_households=min_households)
+    published = PublishedRun(run_dir, min_households=min_households,
+                             allow_lower_k=allow_lower_k, trust_run=trust_run)
     summary = export_layer(published, layer, out, fmt=fmt, resolution=resolution,
                            regency=regency, wkt=wkt)
     what = f"{layer} r{resolution or published.base_resolution}" if layer == "cells" else layer

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from kantong.engine.cli.options import allow_lower_k_option, trust_run_option
+from kantong.engine.config import Config
 from kantong.engine.constants import LOWEST_MIN_HOUSEHOLDS
 from kantong.engine.errors import RunError
 
@@ -54,9 +56,24 @@ def _is_loopback(host: str) -> bool:
 @click.option("--compare", "compare_dir", type=click.Path(path_type=Path), default=None,
               metavar="RUNDIR", help="An earlier run: add change layers (this run minus "
                                      "RUNDIR), pocket statuses and the regency table.")
+@click.option("--users", "users_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Staff accounts file (`kantong users add`): enables /login; "
+                                 "staff see their regency at [privacy] staff_min_households.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="kantong.toml ([privacy] staff_min_households is used).")
+@click.option("--public-url", default=None, metavar="URL",
+              help="Base URL of tile links in TileJSON (e.g. https://kantong.example.go.id); "
+                   "default root-relative links, never the request's Host header.")
+@click.option("--behind-proxy", is_flag=True,
+              help="Trust one reverse-proxy hop for client address and scheme "
+                   "(X-Forwarded-For/-Proto). See docs/security.md.")
+@allow_lower_k_option
+@trust_run_option
 def command(run_dir: Path | None, host: str, port: int, threads: int,
             min_households: int | None, cache_mb: int | None,
-            compare_dir: Path | None) -> None:
+            compare_dir: Path | None, users_file: Path | None, config_path: Path | None,
+            public_url: str | None, behind_proxy: bool, allow_lower_k: bool,
+            trust_run: bool) -> None:
     """Serve the offline web map, the tile server and the JSON API of a run.
 
     Uses waitress (a production WSGI server) and binds 127.0.0.1 unless --host says
@@ -88,6 +105,19 @@ def command(run_dir: Path | None, host: str, port: int, threads: int,
         settings["TILE_CACHE_BYTES"] = cache_mb * 1024 * 1024
     if compare_dir is not None:
         settings["COMPARE_RUN_DIR"] = str(compare_dir)
+    if public_url is not None:
+        if not public_url.startswith(("https://", "http://")):
+            raise click.BadParameter("must start with https:// (or http://)",
+                                     param_hint="'--public-url'")
+        settings["PUBLIC_URL"] = public_url.rstrip("/")
+    settings.update(ALLOW_LOWER_K=allow_lower_k, TRUST_RUN=trust_run, BEHIND_PROXY=behind_proxy)
+    if users_file is not None:
+        if not users_file.is_file():
+            raise click.BadParameter(f"{users_file}: not found (create it with `kantong users "
+                                     "add`)", param_hint="'--users'")
+        settings["USERS_FILE"] = str(users_file)
+        settings["STAFF_MIN_HOUSEHOLDS"] = Config.from_toml(
+            config_path).privacy.staff_min_households
     app = create_app(settings)
     tiles = app.extensions["kantong_tiles"]
     layers = tiles.indicators()  # reads and indexes the published base cells now: fail early
@@ -111,7 +141,15 @@ def command(run_dir: Path | None, host: str, port: int, threads: int,
         click.echo(f"compared with run {compare.old.run_id} ({compare_dir}): change layers "
                    f"{', '.join(compare.summary()['layers'])}")
     if not _is_loopback(host):
-        click.echo(f"warning: listening on {host}: the map is reachable from the network")
+        click.echo(f"warning: listening on {host} over plain HTTP (no TLS): the map is "
+                   "reachable from the network and "
+                   + ("staff passwords and cookies would cross it in clear text"
+                      if users_file is not None else "anyone on it can read the traffic")
+                   + "; put a TLS reverse proxy in front (recipe: docs/security.md)")
+    if users_file is not None:
+        click.echo(f"staff login at {url}login (accounts: {users_file}, staff threshold "
+                   f"{app.config['STAFF_MIN_HOUSEHOLDS']}, audit log "
+                   f"{app.extensions['kantong_audit'].path})")
     click.echo(f"serving {url} with waitress ({threads} threads); Ctrl+C to stop", )
     try:
         server.run()

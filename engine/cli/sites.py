@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from kantong.engine.cli.options import finite, trust_run_option
 from kantong.engine.config import SITE_OBJECTIVES, Config
 
 _POSITIVE = click.FloatRange(0.0, min_open=True)
@@ -102,12 +103,12 @@ def _summary(plan, cfg) -> list[str]:
                    "least total travel; min-max-travel: shortest longest trip.")
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Number of new sites (or use --budget with --cost).")
-@click.option("--budget", type=_POSITIVE, default=None,
+@click.option("--budget", type=_POSITIVE, default=None, callback=finite,
               help="Budget in Rupiah; sites = floor(budget / cost), or a cost budget with "
                    "per-candidate costs (max-coverage).")
-@click.option("--cost", type=_POSITIVE, default=None,
+@click.option("--cost", type=_POSITIVE, default=None, callback=finite,
               help="Cost of one site in Rupiah (fills candidates without a cost).")
-@click.option("--max-minutes", type=_POSITIVE, default=None,
+@click.option("--max-minutes", type=_POSITIVE, default=None, callback=finite,
               help="Reach limit of max-coverage and min-sites; for min-travel and "
                    "min-max-travel the horizon (longer trips count as this long; default "
                    "[sites] travel_horizon_min, 120).")
@@ -125,7 +126,7 @@ def _summary(plan, cfg) -> list[str]:
 @click.option("--method", type=click.Choice(["greedy", "exact"]), default=None,
               help="Heuristic with a bound, or the exact HiGHS model with its gap (default "
                    "greedy for max-coverage, exact otherwise).")
-@click.option("--time-limit", type=_POSITIVE, default=None,
+@click.option("--time-limit", type=_POSITIVE, default=None, callback=finite,
               help="Seconds for the exact solver (default 60).")
 @click.option("--regency", default=None,
               help="BPS 4-digit regency code (e.g. 6111) restricting demand and candidates.")
@@ -137,12 +138,14 @@ def _summary(plan, cfg) -> list[str]:
                    "and a .json sidecar are written beside it.")
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Curve PNG (default <out stem>_coverage.png or _travel.png).")
+@trust_run_option
 def command(run_dir: Path, config_path: Path | None, facility_type: str | None,
             objective: str | None, count: int | None, budget: float | None,
             cost: float | None, max_minutes: float | None, target_share: float | None,
             capacity: str | None, capacity_unit: str | None, candidates: Path | None,
             method: str | None, time_limit: float | None, regency: str | None,
-            demand: str | None, out: Path | None, plot: Path | None) -> None:
+            demand: str | None, out: Path | None, plot: Path | None,
+            trust_run: bool) -> None:
     """Choose where to build new facilities for the extreme-poor households.
 
     A household is reached when its H3 cell centre is within --max-minutes of a site
@@ -169,7 +172,7 @@ def command(run_dir: Path, config_path: Path | None, facility_type: str | None,
     cfg = resolve_settings(config.sites)
     if cfg.objective != "min-sites" and not cfg.count and not cfg.budget:
         raise click.UsageError("give --count K, or --budget RP with --cost RP")
-    plan = plan_sites(run_dir, cfg, out=out, plot=plot)
+    plan = plan_sites(run_dir, cfg, out=out, plot=plot, trust_run=trust_run)
     _report(plan, cfg)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kantong.engine import __version__
-from kantong.engine.atomic import atomic_dir, write_json
+from kantong.engine.atomic import atomic_dir, claim_dir, write_json
 from kantong.engine.compare.pockets import (
     CHANGE_THRESHOLD,
     MIN_OVERLAP,
@@ -43,6 +44,7 @@ from kantong.engine.compare.pockets import (
 from kantong.engine.compare.targets import regency_target_counts, target_table, targets_record
 from kantong.engine.constants import DEPRIVATIONS, WGS84
 from kantong.engine.errors import InputError
+from kantong.engine.publish.provenance import public_run_record
 from kantong.engine.publish.published import PublishedRun
 
 logger = logging.getLogger(__name__)
@@ -86,7 +88,10 @@ class Comparison:
     regencies
         The regency table (:func:`kantong.engine.compare.targets.target_table`).
     summary
-        Counts, parameters and provenance (written as ``compare.json``).
+        Counts, parameters and provenance (written as ``compare.json``; run directories by
+        base name only).
+    run_dirs
+        The two run directories (never written; ``--out`` may not touch them).
     """
 
     cells: gpd.GeoDataFrame
@@ -94,6 +99,7 @@ class Comparison:
     matches: pd.DataFrame
     regencies: pd.DataFrame
     summary: dict[str, Any]
+    run_dirs: tuple[Path, ...] = ()
 
     def status_counts(self) -> dict[str, int]:
         """Return the number of pocket groups per status (every status listed)."""
@@ -188,7 +194,8 @@ def cell_changes(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, *,
 def compare_runs(old: str | Path | PublishedRun, new: str | Path | PublishedRun, *,
                  resolution: int | None = None, min_households: int | None = None,
                  change_threshold: float = CHANGE_THRESHOLD,
-                 min_overlap: float = MIN_OVERLAP) -> Comparison:
+                 min_overlap: float = MIN_OVERLAP, allow_lower_k: bool = False,
+                 trust_run: bool = False) -> Comparison:
     """Compare two runs through their published views.
 
     Parameters
@@ -223,8 +230,10 @@ def compare_runs(old: str | Path | PublishedRun, new: str | Path | PublishedRun,
     >>> cmp.status_counts()  # doctest: +SKIP
     {'persisting': 3, 'shrinking': 2, 'growing': 0, 'new': 1, 'resolved': 1}
     """
-    po = old if isinstance(old, PublishedRun) else PublishedRun(old, min_households=min_households)
-    pn = new if isinstance(new, PublishedRun) else PublishedRun(new, min_households=min_households)
+    gate = {"min_households": min_households, "allow_lower_k": allow_lower_k,
+            "trust_run": trust_run}
+    po = old if isinstance(old, PublishedRun) else PublishedRun(old, **gate)
+    pn = new if isinstance(new, PublishedRun) else PublishedRun(new, **gate)
     if po.run_dir.resolve() == pn.run_dir.resolve():
         raise InputError(f"{po.run_dir}: the old and the new run are the same directory")
     if po.run_id == pn.run_id:
@@ -261,7 +270,8 @@ def compare_runs(old: str | Path | PublishedRun, new: str | Path | PublishedRun,
     }
     logger.info("compare r%d: %s cells, pocket groups %s", res, summary["cells"],
                 summary["pockets"]["status"])
-    return Comparison(cells, pockets, matches, regencies, summary)
+    return Comparison(cells, pockets, matches, regencies, summary,
+                      run_dirs=(po.run_dir, pn.run_dir))
 
 
 def write_comparison(comparison: Comparison, out_dir: str | Path, *, plot: bool = True
@@ -385,29 +395,33 @@ def _common_resolution(old: PublishedRun, new: PublishedRun, resolution: int | N
 
 
 def _run_record(run: PublishedRun) -> dict[str, Any]:
-    m = run.manifest
-    inputs = m.get("inputs") if isinstance(m.get("inputs"), dict) else {}
+    """Describe a run for compare.json: its base name, never its server path."""
+    public = public_run_record(run.manifest)
     return {
-        "path": str(run.run_dir.resolve()), "run_id": run.run_id,
-        "created": m.get("created"), "engine_version": m.get("engine_version"),
+        "name": run.run_dir.name, "run_id": run.run_id,
+        "created": public["created"], "engine_version": public["engine_version"],
         "base_resolution": run.base_resolution, "min_households": run.min_households,
-        "inputs": {k: v.get("sha256") for k, v in inputs.items() if isinstance(v, dict)},
+        "inputs": {k: v["sha256"] for k, v in public["inputs"].items()},
     }
 
 
+_OUTPUT_NAMES = frozenset({COMPARE_PARQUET, CELLS_GEOJSON, POCKETS_GEOJSON, MATCHES_CSV,
+                           REGENCIES_CSV, COMPARE_JSON, REGENCIES_PNG, CHANGES_PNG})
+
+
+def _previous_comparison(out: Path) -> bool:
+    """Whether ``out`` holds a previous ``kantong compare`` output and nothing else."""
+    try:
+        record = json.loads((out / COMPARE_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".kantong-")}
+    return isinstance(record, dict) and "runs" in record and names <= _OUTPUT_NAMES
+
+
 def _check_out_dir(out: Path, comparison: Comparison) -> None:
-    target = out.resolve()
-    for side, rec in comparison.summary["runs"].items():
-        run = Path(rec["path"])
-        if target == run or target in run.parents:
-            raise InputError(f"{out}: output directory is or contains the {side} run directory "
-                             f"{run}; choose another --out")
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(f"{out}: exists and is not a directory")
-        if any(out.iterdir()) and not (out / COMPARE_JSON).is_file():
-            raise InputError(f"{out}: directory is not empty and holds no previous comparison "
-                             f"({COMPARE_JSON}); refusing to replace it")
+    claim_dir(out, command="compare", marker=COMPARE_JSON, recognise=_previous_comparison,
+              inputs=comparison.run_dirs)
 
 
 __all__ = ["CHANGE_THRESHOLD", "MIN_OVERLAP", "PRESENCE", "STATUSES", "STATUS_COLORS", "Comparison",

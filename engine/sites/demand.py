@@ -32,7 +32,8 @@ from kantong.engine.errors import (
     first_line,
 )
 from kantong.engine.inputs import boundaries
-from kantong.engine.rundir import read_manifest
+from kantong.engine.publish.validate import validate_cells
+from kantong.engine.rundir import verify_run
 from kantong.engine.sites.coverage import (
     STRAIGHT_LINE_SPEED_KMH,
     Coverage,
@@ -54,13 +55,16 @@ CELL_COLUMNS: Final = ["h3", "lon", "lat", "households", "persons", "extreme_hou
 _OPTIONAL_COLUMNS: Final = ("population",)
 
 
-def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+def load_run(run_dir: Path, *, trust: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Return the run's cells (siting columns) and its manifest.
 
     Parameters
     ----------
     run_dir
         A run directory of ``kantong build``.
+    trust
+        Skip the SHA-256 check of the run's files (``--trust-run``); cells are validated
+        either way.
 
     Returns
     -------
@@ -71,14 +75,15 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     Raises
     ------
     RunError, MissingColumnError
-        Not a run directory, unreadable cells, missing columns.
+        Not a run directory, unreadable cells, missing columns, a tampered run or invalid
+        cells (invalid or duplicated H3 ids, negative counts).
     """
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run directory not found")
     cells_path = run_dir / CELLS_FILE
     if not cells_path.exists():
         raise RunError(f"{run_dir}: not a run directory (no {CELLS_FILE})")
-    manifest = read_manifest(run_dir)
+    manifest = verify_run(run_dir, trust=trust)  # a tampered run is refused
     try:
         have = set(pq.read_schema(cells_path).names)
         missing = [c for c in CELL_COLUMNS if c not in have]
@@ -90,6 +95,7 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         if isinstance(exc, MissingColumnError):
             raise
         raise RunError(f"{cells_path}: not a readable Parquet file ({first_line(exc)})") from None
+    validate_cells(cells, source=cells_path, require=("h3", "regency_code"))
     cells["regency_code"] = cells["regency_code"].astype("string")
     cells["regency_name"] = cells["regency_name"].astype("string")
     return cells.reset_index(drop=True), manifest

@@ -18,13 +18,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from kantong.engine.atomic import atomic_path, write_json
+from kantong.engine.atomic import write_json
 from kantong.engine.build.travel import type_slug
 from kantong.engine.constants import SITES_DIR, WGS84
 from kantong.engine.errors import InputError
 from kantong.engine.plots import new_figure, save_png
 from kantong.engine.rundir import Timer
 from kantong.engine.sites.coverage import Coverage
+from kantong.engine.sites.ownership import claim_outputs, write_as_units
 from kantong.engine.sites.places import PLACE_COLUMNS, name_places
 
 logger = logging.getLogger(__name__)
@@ -142,20 +143,27 @@ def write_outputs(run_dir: Path, facility_type: str, sites: gpd.GeoDataFrame,
              "json": out_p.with_suffix(".json"),
              "plot": Path(plot) if plot is not None else
              out_p.with_name(f"{out_p.stem}_{curve['name']}.png"), "web": web}
-    with timer("write"):
-        with atomic_path(paths["geojson"]) as tmp:
-            sites.to_file(tmp, driver="GeoJSON", engine="pyogrio")
-        for target in {paths["parquet"], web}:
-            with atomic_path(target) as tmp:
-                sites.to_parquet(tmp)
-        plot_curve(metadata, paths["plot"])
-    metadata["timings_s"] = timer.as_dict()
+    claim_outputs(paths, run_dir)  # before anything is written: never destroy (issue 18)
     metadata["outputs"] = {k: str(v) for k, v in paths.items()}
-    write_json(paths["json"], metadata)
-    if web != paths["parquet"]:
-        write_json(web.with_suffix(".json"), metadata)
+    with timer("write"):
+        write_as_units(run_dir, paths, lambda target: _write_files(
+            sites, metadata, paths, target, timer))
     logger.info("wrote %d sites to %s", len(sites), paths["geojson"])
     return paths
+
+
+def _write_files(sites: gpd.GeoDataFrame, metadata: dict[str, Any], paths: dict[str, Path],
+                 target: dict[str, Path], timer: Timer) -> None:
+    """Write every output to its ``target`` path (temporaries of :func:`write_as_units`)."""
+    sites.to_file(target["geojson"], driver="GeoJSON", engine="pyogrio")
+    sites.to_parquet(target["parquet"])
+    if paths["web"] != paths["parquet"]:
+        sites.to_parquet(target["web"])
+    plot_curve(metadata, target["plot"])
+    metadata["timings_s"] = timer.as_dict()
+    write_json(target["json"], metadata)
+    if paths["web"] != paths["parquet"]:
+        write_json(target["web_json"], metadata)
 
 
 def plot_curve(metadata: dict[str, Any], path: Path) -> Path:

@@ -134,7 +134,7 @@ def _validate(cfg: SitesConfig) -> None:
 
 def plan_sites(run_dir: str | Path, settings: SitesConfig | None = None, *,
                out: str | Path | None = None, plot: str | Path | None = None,
-               **changes: Any) -> SitesPlan:
+               trust_run: bool = False, **changes: Any) -> SitesPlan:
     """Choose sites for new facilities of a type and write the outputs.
 
     Parameters
@@ -151,6 +151,8 @@ def plan_sites(run_dir: str | Path, settings: SitesConfig | None = None, *,
     plot
         Curve PNG (default ``<out stem>_coverage.png``, ``_travel.png`` for the travel
         objectives).
+    trust_run
+        Use the run even if its files do not match their SHA-256 hashes (``--trust-run``).
     **changes
         Settings to change, by ``SitesConfig`` field name (``facility_type=``,
         ``count=``, ``max_minutes=``, ``objective=`` ...); ``None`` values are ignored.
@@ -172,7 +174,7 @@ def plan_sites(run_dir: str | Path, settings: SitesConfig | None = None, *,
     _validate(cfg)
     check_out(out)
     with timer("load"):
-        cells, manifest = load_run(run_dir)
+        cells, manifest = load_run(run_dir, trust=trust_run)
     cand = read_candidates(cfg.candidates) if cfg.candidates else None
     if cand is not None:
         check_candidates_near(cand, cells, cfg.candidates)

@@ -16,7 +16,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify
 
 from kantong.engine.h3ids import canonical_cell
 from kantong.engine.inputs import boundaries
@@ -127,7 +127,7 @@ def run_info() -> Response:
 @bp.get("/api/indicators")
 def indicators() -> Response:
     """List the raster layers: ``[{id, label, unit, colormap, tiles, legend, tilejson}]``."""
-    root = request.url_root.rstrip("/")
+    root = str(current_app.config.get("PUBLIC_URL") or "").rstrip("/")  # never the Host
     out = []
     for name in service().indicators():
         info = colors.describe(name)

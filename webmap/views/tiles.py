@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any, Final
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify
 
 from kantong.engine.publish.published import PublishedRun
 from kantong.webmap.config import (
@@ -138,7 +138,12 @@ def legend(indicator: str) -> Response:
 
 
 def _root() -> str:
-    return request.url_root.rstrip("/")
+    """Return the base of published URLs: ``PUBLIC_URL`` (``serve --public-url``), else ``""``.
+
+    Never the request's ``Host`` header: responses are cached publicly, and a forged Host
+    would otherwise end up in every cached TileJSON (root-relative URLs without a base).
+    """
+    return str(current_app.config.get("PUBLIC_URL") or "").rstrip("/")
 
 
 def tilejson(name: str) -> dict[str, Any]:
