@@ -33,6 +33,10 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "title": ("Kantong — kantong kemiskinan {province}", "Kantong — poverty pockets of {province}"),
     "run": ("Analisis {run_id}", "Run {run_id}"),
     "synthetic": ("data demo SINTETIS", "SYNTHETIC demo data"),
+    "location_precision": ("lokasi: {point}% dari koordinat, {village}% dari kode desa saja "
+                           "(jumlah per sel dari kode desa = perkiraan)",
+                           "located: {point}% by coordinates, {village}% by village code only "
+                           "(their cell counts are expected values)"),
     "language_switch": ("English", "Bahasa Indonesia"),
     "language_switch_title": ("Tampilkan peta dalam bahasa Inggris",
                               "Show the map in Bahasa Indonesia"),

@@ -355,6 +355,31 @@ def location_precision(households: int, village_located: int) -> dict[str, objec
             "method": ALLOCATION_METHOD if village_located else None, "statement": statement}
 
 
+def precision_of_manifest(manifest: Mapping[str, object]) -> dict[str, object] | None:
+    """Return a run's ``location_precision`` record (derived for runs made before it existed).
+
+    Parameters
+    ----------
+    manifest
+        A run manifest (``manifest.json`` as a dict).
+
+    Returns
+    -------
+    dict or None
+        The record of :func:`location_precision`; ``None`` when the manifest has no
+        household counts.
+    """
+    record = manifest.get("location_precision")
+    if isinstance(record, Mapping):
+        return dict(record)
+    counts = manifest.get("counts", {})
+    households = counts.get("households") if isinstance(counts, Mapping) else None
+    if not isinstance(households, Mapping) or "accepted" not in households:
+        return None
+    return location_precision(int(households["accepted"]),
+                              int(households.get("village_located", 0)))
+
+
 def has_fractional_counts(cells: pd.DataFrame) -> bool:
     """Tell whether a cell table holds expected (fractional, float64) counts.
 
@@ -378,6 +403,6 @@ def has_fractional_counts(cells: pd.DataFrame) -> bool:
 
 __all__ = ["COUNT_COLUMNS", "DEPRIVATION_COUNT_COLUMNS", "DEPRIVATION_SHARE_COLUMNS",
            "DESIL_COLUMNS", "PartialSums", "allocate_village_sums", "empty_sums",
-           "location_precision",
+           "location_precision", "precision_of_manifest",
            "has_fractional_counts", "sum_households", "village_located_rows",
            "village_totals"]

@@ -26,6 +26,7 @@ import shapely
 
 from kantong.engine import __version__
 from kantong.engine.atomic import atomic_path, claim_file, write_json
+from kantong.engine.build.sums import precision_of_manifest
 from kantong.engine.constants import SITES_DIR, SYNTHETIC_LABEL, WGS84
 from kantong.engine.errors import InputError, RunError, first_line
 from kantong.engine.publish.provenance import public_run_record
@@ -171,6 +172,7 @@ def provenance(published: PublishedRun, *, layer: str, resolution: int | None = 
     }
     if manifest.get("synthetic"):
         record["synthetic"] = SYNTHETIC_LABEL
+    record["location_precision"] = precision_of_manifest(manifest)
     return json.loads(json.dumps(record, default=str))
 
 

@@ -78,11 +78,12 @@ PUBLIC_POCKET_COLUMNS: tuple[str, ...] = (
     "pocket_id", "regency_code", "regency_name", "cells", *POCKET_COUNT_COLUMNS,
     "extreme_rate", *(share for _, _, share in DEPRIVATIONS.values()),
     "strategy", "strategy_label", "priority", "rank", "rank_province", "rank_regency",
-    "pocket_p", "confidence", "totals", "lon", "lat", "geometry",
+    "pocket_p", "confidence", "totals", "villages", "n_villages", "lon", "lat", "geometry",
 )
 #: Pocket attributes taken as they are from pockets.parquet (labels and scores, not counts).
 _POCKET_PASSTHROUGH = ("strategy", "strategy_label", "priority", "rank", "rank_province",
-                       "rank_regency", "pocket_p", "confidence")
+                       "rank_regency", "pocket_p", "confidence",
+                       "villages", "n_villages")  # names of the pocket's villages (issue 19)
 #: Columns of published sites.
 PUBLIC_SITE_COLUMNS: tuple[str, ...] = (
     "type", "rank", "new_extreme_households", "cumulative_extreme_households",

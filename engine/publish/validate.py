@@ -30,8 +30,8 @@ _PARTS = (("extreme_households", "households"), ("extreme_persons", "persons"),
 
 
 def validate_cells(cells: pd.DataFrame, *, source: str | Path,
-                   resolution: int | None = None, require: tuple[str, ...] = ("h3",)
-                   ) -> np.ndarray:
+                   resolution: int | None = None, require: tuple[str, ...] = ("h3",),
+                   expected_counts: bool | None = None) -> np.ndarray:
     """Check one cell table; return its ``uint64`` H3 ids.
 
     Parameters
@@ -44,6 +44,10 @@ def validate_cells(cells: pd.DataFrame, *, source: str | Path,
         Required resolution of every id (default: that of the first id).
     require
         Columns that must be present (``regency_code`` for privacy and sites).
+    expected_counts
+        Whether counts may be fractional: the expected shares of households located by
+        village code only (docs/pockets.md). ``None`` reads it from the table: float
+        counts with some ``households_village_located`` above zero.
 
     Returns
     -------
@@ -76,22 +80,35 @@ def validate_cells(cells: pd.DataFrame, *, source: str | Path,
     if dup.any():
         raise RunError(f"{source}: cell {cells['h3'].iloc[int(np.flatnonzero(dup)[0])]!r} "
                        f"appears {int(dup.sum()) + 1}+ times; cell ids must be unique")
+    if expected_counts is None:
+        expected_counts = _states_expected_counts(cells)
     for col in (c for c in COUNT_COLUMNS if c in cells.columns):
         x = pd.to_numeric(cells[col], errors="coerce").to_numpy(dtype="float64")
-        bad = ~np.isfinite(x) | (x < 0) | (x != np.round(x))
+        bad = ~np.isfinite(x) | (x < 0)
+        if not expected_counts:
+            bad |= x != np.round(x)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            kind = "non-negative numbers" if expected_counts else "non-negative integers"
             raise RunError(f"{source}: column {col} holds {cells[col].iloc[i]!r} in cell "
-                           f"{cells['h3'].iloc[i]}; counts must be non-negative integers")
+                           f"{cells['h3'].iloc[i]}; counts must be {kind}")
+    slack = 1e-9 if expected_counts else 0.0  # float sums of expected shares
     for part, whole in _PARTS:
         if part in cells.columns and whole in cells.columns:
             over = cells[part].to_numpy(dtype="float64") > cells[whole].to_numpy(
-                dtype="float64")
+                dtype="float64") * (1 + slack) + slack
             if over.any():
                 i = int(np.flatnonzero(over)[0])
                 raise RunError(f"{source}: {part} exceeds {whole} in cell "
                                f"{cells['h3'].iloc[i]}")
     return ids
+
+
+def _states_expected_counts(cells: pd.DataFrame) -> bool:
+    """Tell whether a cell table holds expected (fractional) village-located counts."""
+    col = cells.get("households_village_located")
+    return bool(col is not None and pd.api.types.is_float_dtype(col.dtype)
+                and (col.to_numpy(dtype="float64") > 0).any())
 
 
 def check_rollup(base_ids: np.ndarray, base: pd.DataFrame, level_ids: np.ndarray,
@@ -119,11 +136,13 @@ def check_rollup(base_ids: np.ndarray, base: pd.DataFrame, level_ids: np.ndarray
     """
     parents = parent_cells(base_ids, resolution)
     cols = [c for c in columns if c in base.columns and c in level.columns]
-    sums = pd.DataFrame({c: base[c].to_numpy(dtype="int64") for c in cols}).groupby(
+    sums = pd.DataFrame({c: base[c].to_numpy(dtype="float64") for c in cols}).groupby(
         parents).sum()
-    got = pd.DataFrame({c: level[c].to_numpy(dtype="int64") for c in cols}, index=level_ids)
+    got = pd.DataFrame({c: level[c].to_numpy(dtype="float64") for c in cols}, index=level_ids)
+    # exact for integer counts; expected (fractional) counts differ by summation order only
     same = len(sums) == len(got) and sums.index.isin(got.index).all() and all(
-        np.array_equal(sums[c].to_numpy(), got[c].reindex(sums.index).to_numpy()) for c in cols)
+        np.allclose(sums[c].to_numpy(), got[c].reindex(sums.index).to_numpy(), rtol=1e-9,
+                    atol=1e-9) for c in cols)
     if not same:
         raise RunError(f"{source}: the r{resolution} rollup is not the exact sum of the base "
                        "cells; rebuild the run")

@@ -71,3 +71,15 @@ def test_outputs_state_the_location_precision(built):
     for listed in pockets["villages"]:
         codes = [item.split(" ", 1)[0] for item in listed.split("; ")]
         assert set(codes) <= set(villages["village_code"])
+
+
+def test_published_expected_counts_respect_the_minimum(built):
+    from kantong.engine.publish.published import PublishedRun
+
+    pub = PublishedRun(built["runs"]["coded"], min_households=10)
+    for res in pub.resolutions:
+        cells = pub.cells(res)
+        assert (cells["households"] >= 10).all(), res
+    assert pub.withheld() > 0  # expected counts below 10 households are withheld
+    pockets = pub.pockets()
+    assert len(pockets) and pockets["villages"].str.len().gt(0).all()

@@ -105,6 +105,9 @@ class ViewerContent:
         Privacy threshold: cells with fewer households are not published.
     synthetic
         Whether the run was built from synthetic demo data.
+    location_precision
+        The run's ``location_precision`` record (share of households located by coordinates
+        and by village code only), stated under the title.
     compare
         Change layers of ``kantong serve --compare`` (an object with ``add_to(fmap, *,
         base_url, bounds, lang)`` returning ``(overlay, low-zoom markers)`` layer pairs and
@@ -127,6 +130,7 @@ class ViewerContent:
     sites: gpd.GeoDataFrame | None = None
     min_households: int | None = None
     synthetic: bool = False
+    location_precision: Mapping[str, Any] | None = None
     province_codes: tuple[str, ...] = field(default_factory=tuple)
     compare: Any = None
     cell_columns: tuple[str, ...] = ()
@@ -450,6 +454,10 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
     sub = [t("run", lang, run_id=content.run_id)]
     if content.synthetic:
         sub.append(t("synthetic", lang))
+    if content.location_precision:  # share located by coordinates vs village code (issue 19)
+        share = float(content.location_precision.get("share_by_village", 0.0))
+        sub.append(t("location_precision", lang, point=round(100 * (1 - share)),
+                     village=round(100 * share)))
     layers = [x for x in DOWNLOAD_LAYERS
               if x == "cells" or (x == "pockets" and content.pockets is not None)
               or (x == "sites" and content.sites is not None)]

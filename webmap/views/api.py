@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 from flask import Blueprint, Response, abort, current_app, jsonify
 
+from kantong.engine.build.sums import precision_of_manifest
 from kantong.engine.h3ids import canonical_cell
 from kantong.engine.inputs import boundaries
 from kantong.engine.publish.export import COORDINATE_DECIMALS, geojson_dict, layer_frame
@@ -102,6 +103,8 @@ def run_info() -> Response:
         "created": run.manifest.get("created"),
         "engine_version": run.manifest.get("engine_version"),
         "synthetic": bool(run.manifest.get("synthetic", False)),
+        # share located by coordinates vs by village code only (issue 19)
+        "location_precision": precision_of_manifest(run.manifest),
         "resolutions": list(run.resolutions),
         "base_resolution": run.base_resolution,
         "min_households": run.min_households,

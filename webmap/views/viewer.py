@@ -24,6 +24,7 @@ import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, current_app, request, url_for
 
+from kantong.engine.build.sums import precision_of_manifest
 from kantong.engine.inputs import boundaries
 from kantong.webmap.i18n import DEFAULT_LANGUAGE, check_language
 from kantong.webmap.page.build import BBox, ViewerContent, choose_layers, render_page
@@ -188,6 +189,7 @@ def content_from_published(run: Any, *, indicators: Sequence[str], bounds: BBox
         regencies=regencies, outlines=outlines, provinces=provinces,
         pockets=pockets if len(pockets) else None, sites=sites if len(sites) else None,
         min_households=int(run.min_households), synthetic=bool(manifest.get("synthetic")),
+        location_precision=precision_of_manifest(manifest),
         province_codes=province_codes,
         cell_columns=tuple(c for c in cells.columns if c != "geometry"),
         facility_count=0 if facilities is None else len(facilities),
