@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from kantong.engine.cli.options import finite, trust_run_option
+
 _POSITIVE = click.FloatRange(0.0, min_open=True)
 
 
@@ -20,17 +22,18 @@ def _pct(x: float) -> str:
               type=click.Path(path_type=Path, dir_okay=False),
               help="costs.toml: unit costs of assistance, income, water, sanitation, "
                    "education (per household) and new facilities (see docs/sites.md).")
-@click.option("--budget", type=_POSITIVE, default=None,
+@click.option("--budget", type=_POSITIVE, default=None, callback=finite,
               help="Budget in Rupiah: reach the most extreme-poor households within it.")
 @click.option("--meet-targets", is_flag=True, default=False,
               help="Instead: the cheapest mix meeting extreme poverty 0 %, water and "
                    "sanitation 80 %, school 90 % in every regency (--budget caps it).")
-@click.option("--time-limit", type=_POSITIVE, default=60.0, show_default=True,
+@click.option("--time-limit", type=_POSITIVE, default=60.0, show_default=True, callback=finite,
               help="Seconds for the HiGHS solver.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Output folder (default RUNDIR/plan).")
+              help="Output folder outside the run (default RUNDIR/plan, the run resealed).")
+@trust_run_option
 def command(run_dir: Path, costs_path: Path, budget: float | None, meet_targets: bool,
-            time_limit: float, out: Path | None) -> None:
+            time_limit: float, out: Path | None, trust_run: bool) -> None:
     """Plan a budget across pockets and strategies (Inpres 4/2022) with new facilities.
 
     Chooses, per poverty pocket and per regency outside the pockets, how many households
@@ -45,7 +48,8 @@ def command(run_dir: Path, costs_path: Path, budget: float | None, meet_targets:
     from kantong.engine.sites.plan_costs import PlanCosts
 
     plan = plan_budget(run_dir, PlanCosts.from_toml(costs_path), budget=budget,
-                       meet_targets=meet_targets, out=out, time_limit=time_limit)
+                       meet_targets=meet_targets, out=out, time_limit=time_limit,
+                       trust_run=trust_run)
     meta, tot = plan.metadata, plan.metadata["totals"]
     res = meta["result"]
     if meet_targets:

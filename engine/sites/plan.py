@@ -34,7 +34,7 @@ from kantong.engine.compare.targets import TARGETS
 from kantong.engine.constants import CELLS_FILE, POCKETS_FILE, WGS84
 from kantong.engine.errors import InputError, RunError
 from kantong.engine.plots import new_figure, save_png
-from kantong.engine.rundir import Timer, read_manifest
+from kantong.engine.rundir import Timer, update_run, verify_run
 from kantong.engine.sites.demand import CoverageModel, existing_facilities
 from kantong.engine.sites.places import name_places
 from kantong.engine.sites.plan_costs import HOUSEHOLD_INTERVENTIONS, PlanCosts
@@ -141,7 +141,7 @@ def _site_gains(run_dir: Path, cells: pd.DataFrame, units: pd.DataFrame,
 
 def plan_budget(run_dir: str | Path, costs: PlanCosts, *, budget: float | None = None,
                 meet_targets: bool = False, out: str | Path | None = None,
-                time_limit: float = 60.0) -> BudgetPlan:
+                time_limit: float = 60.0, trust_run: bool = False) -> BudgetPlan:
     """Plan a budget across pockets and strategies and write the outputs.
 
     Parameters
@@ -155,9 +155,12 @@ def plan_budget(run_dir: str | Path, costs: PlanCosts, *, budget: float | None =
     meet_targets
         Find the cheapest mix meeting the programme targets in every regency instead.
     out
-        Output folder (default ``RUNDIR/plan``).
+        Output folder outside the run; default ``RUNDIR/plan``, written with the run
+        updated as one unit and resealed (:func:`~kantong.engine.rundir.update_run`).
     time_limit
         Seconds for HiGHS.
+    trust_run
+        Skip the SHA-256 check of the run's files.
 
     Returns
     -------
@@ -175,8 +178,9 @@ def plan_budget(run_dir: str | Path, costs: PlanCosts, *, budget: float | None =
         raise InputError(f"budget must be > 0 Rupiah, got {budget}")
     if budget is None and not meet_targets:
         raise InputError("give a budget (Rupiah), or meet the targets at least cost")
+    folder = _out_folder(run_dir, out)
     with timer("load"):
-        manifest = read_manifest(run_dir)
+        manifest = verify_run(run_dir, trust=trust_run)
         cells = _load(run_dir)
         units = _units(cells)
     with timer("sites"):
@@ -205,7 +209,14 @@ def plan_budget(run_dir: str | Path, costs: PlanCosts, *, budget: float | None =
         "curve": curve,
     }
     with timer("write"):
-        paths = _write(run_dir, out, table, regencies, sites, metadata, timer)
+        if folder is None:  # inside the run: update it as one unit, resealed
+            with update_run(run_dir, trust=True, output_of="plan") as tmp:
+                paths = _write(tmp, tmp / PLAN_DIR, table, regencies, sites, metadata, timer,
+                               shown=run_dir / PLAN_DIR)
+            paths = {k: run_dir / PLAN_DIR / p.name for k, p in paths.items()}
+        else:
+            paths = _write(run_dir, folder, table, regencies, sites, metadata, timer,
+                           shown=folder)
     return BudgetPlan(units=table, regencies=regencies, sites=sites, metadata=metadata,
                       paths=paths)
 
@@ -290,10 +301,23 @@ def _curve(units, gains, costs: PlanCosts, budget: float, time_limit: float) -> 
     return out
 
 
-def _write(run_dir: Path, out: str | Path | None, table: pd.DataFrame,
+def _out_folder(run_dir: Path, out: str | Path | None) -> Path | None:
+    """Return the output folder, None for the default inside the run; refuse other run paths."""
+    if out is None:
+        return None
+    folder = Path(out)
+    inside = folder.resolve().is_relative_to(run_dir.resolve())
+    if inside:
+        raise InputError(f"{out}: inside the run directory the plan goes to RUNDIR/{PLAN_DIR} "
+                         "(omit --out); give a folder outside the run")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{out}: not a folder")
+    return folder
+
+
+def _write(run_dir: Path, folder: Path, table: pd.DataFrame,
            regencies: pd.DataFrame, sites: gpd.GeoDataFrame, metadata: dict,
-           timer: Timer) -> dict[str, Path]:
-    folder = Path(out) if out is not None else run_dir / PLAN_DIR
+           timer: Timer, *, shown: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"units": folder / "plan_units.csv", "regencies": folder / "plan_regencies.csv",
              "geojson": folder / "plan.geojson", "parquet": folder / "plan.parquet",
@@ -316,7 +340,7 @@ def _write(run_dir: Path, out: str | Path | None, table: pd.DataFrame,
             frame.to_parquet(tmp)
     _plot(metadata, paths["plot"])
     metadata["timings_s"] = timer.as_dict()
-    metadata["outputs"] = {k: str(v) for k, v in paths.items()}
+    metadata["outputs"] = {k: str(shown / v.name) for k, v in paths.items()}
     write_json(paths["json"], metadata)
     logger.info("wrote the plan to %s", folder)
     return paths

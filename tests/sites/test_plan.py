@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from factories import seal_run
 
 from kantong.engine.cli.group import cli
 from kantong.engine.errors import InputError
+from kantong.engine.rundir import verify_run
 from kantong.engine.sites.coverage import FrictionSurface, travel_coverage
 from kantong.engine.sites.plan import plan_budget
 from kantong.engine.sites.plan_costs import PlanCosts
@@ -37,6 +39,7 @@ def pocket_run(tiny_run):
                                                                          "geometry"]]
     pockets["pocket_id"] = pockets["pocket_id"].astype("int64")
     pockets.to_parquet(run / "pockets.parquet")
+    seal_run(run)  # the files changed on purpose
     return run, cells
 
 
@@ -120,6 +123,7 @@ def test_cli_writes_every_output_and_errors_are_one_line(pocket_run, tmp_path):
     assert res.exit_code == 0, res.output
     assert "By strategy" in res.output and "regency" in res.output
     folder = run / "plan"
+    verify_run(run)  # the run was updated as one unit and resealed
     for name in ("plan_units.csv", "plan_regencies.csv", "plan.geojson", "plan.parquet",
                  "plan_sites.geojson", "plan_sites.parquet", "plan.json", "plan_curve.png"):
         assert (folder / name).stat().st_size > 0
@@ -145,3 +149,6 @@ def test_a_run_without_pockets_is_a_one_line_error(tiny_run, tmp_path):
     res = CliRunner().invoke(cli, ["plan", "--run", str(run), "--costs", str(costs),
                                    "--budget", "1e9"])
     assert res.exit_code == 1 and "kantong pockets" in res.output
+    res = CliRunner().invoke(cli, ["plan", "--run", str(run), "--costs", str(costs),
+                                   "--budget", "1e9", "--out", str(run / "elsewhere")])
+    assert res.exit_code == 1 and "inside the run directory" in res.output
