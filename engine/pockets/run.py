@@ -128,8 +128,8 @@ class PocketSummary:
 
     def top(self, n: int = 10) -> pd.DataFrame:
         """Return the ``n`` pockets of highest priority (province rank, then id)."""
-        cols = ["pocket_id", "priority", "rank_province", "extreme_households", "households",
-                "regencies", "strategy", "strategy_label"]
+        cols = ["pocket_id", "priority", "rank_province", "confidence", "pocket_p",
+                "extreme_households", "households", "regencies", "strategy", "strategy_label"]
         table = self.pockets.sort_values(["priority", "pocket_id"], ascending=[False, True])
         return pd.DataFrame(table[[c for c in cols if c in table.columns]].head(n))
 

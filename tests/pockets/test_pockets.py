@@ -169,8 +169,9 @@ def test_missing_column_is_a_run_error(tiny_run):
 def test_cli_pockets(tiny_run, tmp_path):
     run, _ = tiny_run
     png = tmp_path / "map.png"
-    res = CliRunner().invoke(cli, ["pockets", "--run", str(run), "--k-ring", "2",
-                                   "--min-extreme-households", "30", "--plot", str(png)])
+    res = CliRunner().invoke(cli, ["pockets", "--run", str(run), "--method", "gistar",
+                                   "--k-ring", "2", "--min-extreme-households", "30",
+                                   "--plot", str(png)])
     assert res.exit_code == 0, res.output
     assert "2 pockets" in res.output and "k-ring 2" in res.output
     assert "Eliminate the pocket" in res.output

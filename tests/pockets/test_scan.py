@@ -1,5 +1,8 @@
 """The scan statistic: window sums, LLR, Gumbel p-values, spikes, calibration on null data."""
 
+import json
+
+import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
@@ -154,3 +157,26 @@ def test_bad_scan_config_is_a_config_error(bad):
 def test_method_from_toml_mapping():
     assert Config.from_mapping({"pockets": {"method": "gistar"}}).pockets.method == "gistar"
     assert Config().pockets.method == "scan"
+
+
+def test_cli_method_flag(tiny_run):
+    from click.testing import CliRunner
+
+    from kantong.engine.cli.group import cli
+
+    run, _ = tiny_run
+    res = CliRunner().invoke(cli, ["pockets", "--run", str(run), "--method", "gistar"])
+    assert res.exit_code == 0, res.output
+    assert "method gistar: Gi* k-ring 1" in res.output
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["pockets"]["parameters"]["method"] == "gistar"
+    assert manifest["pockets"]["method"]["method"] == "gistar"
+    res = CliRunner().invoke(cli, ["pockets", "--run", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "method scan: scan windows of radius 1-5" in res.output
+    assert "confidence" in res.output
+    pockets = gpd.read_parquet(run / "pockets.parquet")
+    assert pockets["confidence"].isin(["high", "medium", "low"]).all() and len(pockets) == 2
+    assert (pockets["pocket_p"] <= 0.01).all()
+    bad = CliRunner().invoke(cli, ["pockets", "--run", str(run), "--method", "moran"])
+    assert bad.exit_code != 0 and "moran" in bad.output
