@@ -4,8 +4,9 @@ Registered by :func:`kantong.webmap.create_app` as an ``after_request`` hook: a 
 response whose media type is compressible, of at least :data:`MIN_BYTES`, is gzip-encoded
 when the request's ``Accept-Encoding`` allows gzip; ``Vary: Accept-Encoding`` is set on
 every compressible response so caches keep the two forms apart. Byte-range answers
-(``206``, or a request with ``Range``), streamed files and ``HEAD`` requests (which show
-the size of the data itself) are left as they are. A strong ``ETag`` becomes weak on the
+(``206``, or a request with ``Range``) and ``HEAD`` requests (which show the size of the
+data itself) are left as they are; static files (the viewer's script, styles and Leaflet)
+are read and compressed like the rest. A strong ``ETag`` becomes weak on the
 compressed form (the same content, another encoding), so ``If-None-Match`` still gives
 ``304``. Tiles (PNG, MVT) are already compressed and are not touched.
 """
@@ -55,11 +56,16 @@ def compress_response(response: Response) -> Response:
     if response.mimetype not in COMPRESSIBLE:
         return response
     response.vary.add("Accept-Encoding")
-    if (response.status_code != 200 or response.direct_passthrough or request.method == "HEAD"
+    if (response.status_code != 200 or request.method == "HEAD"
             or "Content-Encoding" in response.headers or "Range" in request.headers
             or not accepts_gzip(request.headers.get("Accept-Encoding"))):
         return response
+    source = response.response
+    response.direct_passthrough = False  # static files (send_file): read them to compress
     data = response.get_data()
+    close = getattr(source, "close", None)
+    if close is not None:  # a file wrapper: read now, close it
+        close()
     if len(data) < MIN_BYTES:
         return response
     packed = gzip.compress(data, compresslevel=LEVEL, mtime=0)

@@ -1,2 +1,5 @@
-"""Views: the Flask blueprints (``api``, ``tiles``, ``viewer``, ``find``, ``downloads``,
-``compare``) and their shared responders (``responses``)."""
+"""Views: the Flask blueprints and their shared responders.
+
+``api``, ``tiles``, ``viewer``, ``find``, ``downloads``, ``compare``; ``responses`` holds the
+responders they share.
+"""

@@ -12,7 +12,9 @@ URLs (JSON unless said otherwise; see docs/webmap.md):
 * ``/api/facilities`` - existing facilities of the run (public infrastructure points, not
   households) as GeoJSON: ``type``, ``name``, ``facility_id``.
 * ``/api/context/places.json`` - rivers and towns for the map background (Natural Earth,
-  public domain; GeoNames towns, CC BY 4.0) inside the run's area: ``{"rivers", "places"}``.
+  public domain; every GeoNames town of ``data/boundaries/``, CC BY 4.0, most of them with
+  an unknown population) around the run's area: ``{"rivers", "places"}``, the most
+  populous first.
 * ``/api/context/districts.geojson`` - kecamatan outlines (BPS 2020) of the run's regencies.
 * ``/api/context/villages.json`` - village names and points (BPS 2020) of the run's
   regencies: ``{"villages": [[lon, lat, name], ...]}``.
@@ -46,8 +48,6 @@ from kantong.webmap.views.tiles import ascii_int, published, service
 bp = Blueprint("find", __name__)
 
 GEOJSON_MIMETYPE: Final = "application/geo+json"
-#: Towns shown from GeoNames: at least this many inhabitants.
-MIN_TOWN_POPULATION: Final = 5000
 #: Simplification tolerance of the kecamatan outlines (degrees, about 55 m).
 DISTRICT_TOLERANCE: Final = 0.0005
 #: Margin around the run's cells within which context features are kept (degrees).
@@ -143,7 +143,6 @@ def _places() -> dict[str, Any]:
     places = gpd.read_file(datapaths.data_file(datapaths.CONTEXT_PLACES), engine="pyogrio")
     places = places[places.within(area)].rename(columns={"NAME": "name", "POP_MAX": "population"})
     towns = pd.read_csv(datapaths.data_file(datapaths.TOWNS))
-    towns = towns[towns["population"] >= MIN_TOWN_POPULATION]
     towns = gpd.GeoDataFrame(towns[["name", "population"]],
                              geometry=gpd.points_from_xy(towns["lon"], towns["lat"]), crs=4326)
     towns = towns[towns.within(area)]
