@@ -16,7 +16,18 @@ import pytest
 import shapely
 from PIL import Image
 
-from kantong.webmap.tiling.render import CellGeometry, lonlat_to_mercator, render_png, tile_bounds
+from kantong.webmap.tiling.render import (
+    EMPTY_PNG,
+    HATCH_PERIOD,
+    HATCH_RGBA,
+    OUTLINE_RGBA,
+    CellGeometry,
+    _empty_png,
+    _hatch_alpha,
+    lonlat_to_mercator,
+    render_png,
+    tile_bounds,
+)
 
 #: Tiles over Kalimantan and the corners of the world, zoom 0 to 22.
 TILES = [(0, 0, 0), (1, 1, 0), (1, 0, 1), (3, 6, 3), (6, 51, 31), (8, 206, 127),
@@ -97,3 +108,119 @@ def test_tile_far_from_the_cell_is_empty():
     rgba = np.array([[200, 10, 10, 255]], dtype="uint8")
     assert render_png(geometry, rgba, 14, t.x + 2, t.y) is None
     assert render_png(geometry, rgba, 14, t.x, t.y - 2) is None
+
+
+# ---- the renderer's pieces, from their definitions --------------------------------------
+def _hexagons(n: int = 3) -> tuple[list[str], list[shapely.Polygon]]:
+    origin = h3.latlng_to_cell(0.05, 110.75, 8)
+    ids = [origin, *sorted(h3.grid_ring(origin, 1))[: n - 1]]
+    return ids, [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)])
+                 for c in ids]
+
+
+def _mercator(lon, lat):
+    return zip(*[mercantile.xy(a, b) for a, b in zip(lon, lat, strict=True)], strict=True)
+
+
+def test_mercator_clips_at_the_web_mercator_limit():
+    x, y = lonlat_to_mercator(np.array([10.0, 10.0]), np.array([-89.0, 89.0]))
+    limit = mercantile.xy(0.0, 85.0511287798066)[1]
+    assert y.tolist() == pytest.approx([-limit, limit], abs=1e-3)
+    assert x.dtype == np.float64 and y.dtype == np.float64
+    xi, yi = lonlat_to_mercator(np.array([110]), np.array([0]))  # integers in, floats out
+    assert xi.dtype == np.float64 and xi[0] == pytest.approx(mercantile.xy(110, 0)[0])
+
+
+def test_cell_geometry_vertices_bounds_and_query():
+    ids, polys = _hexagons(3)
+    g = CellGeometry(np.array(polys, dtype=object))
+    assert len(g) == 3 and g.offsets.tolist() == [0, 6, 12, 18]  # closing vertex dropped
+    for i, poly in enumerate(polys):
+        lon, lat = np.asarray(poly.exterior.coords)[:-1].T
+        mx, my = (np.array(v) for v in _mercator(lon, lat))
+        np.testing.assert_allclose(g.xy[g.offsets[i]:g.offsets[i + 1]],
+                                   np.column_stack([mx, my]), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(g.bounds[i], [mx.min(), my.min(), mx.max(), my.max()],
+                                   rtol=0, atol=1e-6)
+    np.testing.assert_allclose(g.total_bounds(), [g.bounds[:, 0].min(), g.bounds[:, 1].min(),
+                                                  g.bounds[:, 2].max(), g.bounds[:, 3].max()])
+    # a box around cell 1's centre only meets cell 1
+    lat, lon = h3.cell_to_latlng(ids[1])
+    cx, cy = mercantile.xy(lon, lat)
+    assert g.query((cx - 1, cy - 1, cx + 1, cy + 1)).tolist() == [1]
+    assert g.query((0.0, 0.0, 1.0, 1.0)).tolist() == []
+    empty = CellGeometry(np.array([], dtype=object))
+    assert len(empty) == 0 and empty.query((0.0, 0.0, 1e7, 1e7)).dtype == np.int64
+    assert empty.query((0.0, 0.0, 1e7, 1e7)).size == 0
+
+
+def test_pixel_rings_are_the_vertices_in_tile_pixels():
+    ids, polys = _hexagons(3)
+    g = CellGeometry(np.array(polys, dtype=object))
+    lat, lon = h3.cell_to_latlng(ids[0])
+    t = mercantile.tile(lon, lat, 14)
+    b = mercantile.xy_bounds(t.x, t.y, 14)
+    pts, off = g.pixel_rings(np.array([2, 0]), tuple(b), scale=256)
+    assert off.tolist() == [0, 6, 12]
+    f = 256 / (b.right - b.left)
+    for k, i in enumerate((2, 0)):
+        xy = g.xy[g.offsets[i]:g.offsets[i + 1]]
+        np.testing.assert_allclose(pts[off[k]:off[k + 1], 0], (xy[:, 0] - b.left) * f)
+        np.testing.assert_allclose(pts[off[k]:off[k + 1], 1], (b.top - xy[:, 1]) * f)
+
+
+def _render(polys, rgba, z, x, y, **kw) -> np.ndarray:
+    png = render_png(CellGeometry(np.array(polys, dtype=object)),
+                     np.asarray(rgba, dtype="uint8"), z, x, y, **kw)
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def test_several_cells_each_in_its_colour_outline_and_transparent_cells():
+    ids, polys = _hexagons(3)
+    colours = [(200, 10, 10, 255), (10, 200, 10, 255), (10, 10, 200, 0)]  # 3rd: not drawn
+    lat, lon = h3.cell_to_latlng(ids[0])
+    t = mercantile.tile(lon, lat, 15)
+    img = _render(polys, colours, 15, t.x, t.y)
+    for i in (0, 1):
+        clat, clon = h3.cell_to_latlng(ids[i])
+        r, c = _pixel(clon, clat, 15, t.x, t.y)
+        if 0 <= r < 256 and 0 <= c < 256:
+            assert tuple(img[r, c]) == colours[i], i
+    clat, clon = h3.cell_to_latlng(ids[2])
+    r, c = _pixel(clon, clat, 15, t.x, t.y)
+    if 0 <= r < 256 and 0 <= c < 256:
+        assert img[r, c, 3] == 0  # alpha 0: skipped
+    assert not (img == OUTLINE_RGBA).all(axis=-1).any()
+    lined = _render(polys, colours, 15, t.x, t.y, outline=True)
+    assert (lined == OUTLINE_RGBA).all(axis=-1).sum() > 50
+    geometry = CellGeometry(np.array(polys, dtype=object))
+    assert render_png(geometry, np.zeros((3, 4), dtype="uint8"), 15, t.x, t.y) is None
+
+
+def test_hatch_only_over_the_hatched_cell():
+    ids, polys = _hexagons(2)
+    rgba = [(120, 120, 120, 255)] * 2
+    lat, lon = h3.cell_to_latlng(ids[0])
+    t = mercantile.tile(lon, lat, 16)
+    plain = _render(polys, rgba, 16, t.x, t.y)
+    hatched = _render(polys, rgba, 16, t.x, t.y, hatch=np.array([False, True]))
+    changed = (hatched != plain).any(axis=-1)
+    i, j = np.nonzero(changed)
+    assert len(i) > 20 and ((i + j) % HATCH_PERIOD == 0).all()  # only on the hatch lines
+    # every changed pixel lies in cell 1, none in cell 0 (located with mercantile)
+    b = mercantile.xy_bounds(t.x, t.y, 16)
+    step = (b.right - b.left) / 256
+    mx, my = b.left + (j + 0.5) * step, b.top - (i + 0.5) * step
+    plon = np.degrees(mx / RADIUS)
+    plat = np.degrees(np.pi / 2 - 2 * np.arctan(np.exp(-my / RADIUS)))
+    assert shapely.contains_xy(polys[1].buffer(2e-5), plon, plat).all()
+
+
+def test_module_constants_follow_their_definitions():
+    assert EMPTY_PNG == _empty_png()
+    empty = np.asarray(Image.open(io.BytesIO(_empty_png())))
+    assert empty.shape == (256, 256, 4) and not empty.any()
+    alpha = _hatch_alpha()
+    i = np.arange(256)
+    expected = np.where((i[:, None] + i[None, :]) % HATCH_PERIOD == 0, HATCH_RGBA[3], 0)
+    assert alpha.dtype == np.uint8 and (alpha == expected).all()

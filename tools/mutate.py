@@ -1,0 +1,165 @@
+"""Mutation testing of the modules that guard privacy, hot spots, coverage, the grid and tiles.
+
+Usage::
+
+    pip install -e ".[mutation]"           # mutmut (once)
+    python tools/mutate.py                   # every module below, one after the other
+    python tools/mutate.py privacy render    # some modules
+    python tools/mutate.py --list            # the modules and their test subsets
+
+For each module, ``mutmut`` (https://mutmut.readthedocs.io) makes small changes to the code
+(``<`` to ``<=``, ``+`` to ``-``, ``True`` to ``False``, a constant changed, an argument
+dropped, ...) and runs the module's test subset against each; a *killed* mutant makes a test
+fail, a *survivor* passes every test: a bug the suite would not catch. The score is
+``killed / (killed + survived + no tests + timeout)``; the target is at least 90 %.
+
+Nothing runs in the working tree: the code and tests are staged into ``--workdir``
+(default ``$TMPDIR/kantong-mutation``) as the installed layout (``kantong/engine``,
+``kantong/webmap``), where mutmut writes its ``mutants/`` copy. Lines that only log or only
+build an error message are not mutated (``DO_NOT_MUTATE``): changing a message's wording is
+not a behaviour the suite is meant to pin down. Results: ``<workdir>/<module>/report.json``
+(counts, score, surviving mutant names); ``cd <workdir>/<module> && mutmut show NAME`` prints a
+survivor's diff. Slow (minutes per module on 2 cores): not part of CI. See docs/testing.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: module key -> (file to mutate, relative to the repository; the tests that must kill it)
+MODULES: dict[str, tuple[str, list[str]]] = {
+    "privacy": ("engine/publish/privacy.py",
+                ["tests/publish/test_k_boundary.py", "tests/publish/test_privacy.py"]),
+    "published": ("engine/publish/published.py",
+                  ["tests/publish/test_k_boundary.py", "tests/publish/test_published.py"]),
+    "hotspots": ("engine/pockets/hotspots.py", ["tests/pockets/test_hotspots.py"]),
+    "coverage": ("engine/sites/coverage.py",
+                 ["tests/sites/test_coverage_limit.py", "tests/sites/test_coverage.py"]),
+    "solvers": ("engine/sites/solvers.py", ["tests/sites/test_solvers.py"]),
+    "grid": ("engine/build/grid.py",
+             ["tests/build/test_rollup_population.py", "tests/build/test_grid.py"]),
+    "render": ("webmap/tiling/render.py",
+               ["tests/webmap/test_tile_maths.py",
+                "tests/webmap/test_tiles.py::test_nodata_cells_are_hatched_across_tiles",
+                "tests/webmap/test_tiles.py::test_cell_encoder_value_types_and_nulls"]),
+}
+
+#: Lines mutmut leaves alone (regular expressions): logging, and raise lines (the message).
+DO_NOT_MUTATE = [r"^\s*logger\.(debug|info|warning|error)\(", r"^\s*raise \w+(Error|Exception)\("]
+
+
+def _stage(workdir: Path) -> None:
+    """Copy the package as installed (kantong/engine, kantong/webmap) and the tests."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    pkg = workdir / "kantong"
+    pkg.mkdir(parents=True)
+    shutil.copy2(ROOT / "kantong" / "__init__.py", pkg / "__init__.py")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "engine", pkg / "engine", ignore=ignore)
+    shutil.copytree(ROOT / "webmap", pkg / "webmap", ignore=ignore)
+    shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore)
+
+
+def _config(module_file: str, tests: list[str]) -> str:
+    """Return the [tool.mutmut] and pytest settings of one module's run (a pyproject.toml)."""
+    target = "kantong/" + module_file
+    quoted = ", ".join(json.dumps(t) for t in tests)
+    patterns = ", ".join(json.dumps(p) for p in DO_NOT_MUTATE)
+    return f"""[tool.mutmut]
+source_paths = ["kantong"]
+only_mutate = [{json.dumps(target)}]
+pytest_add_cli_args_test_selection = [{quoted}]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x", "-p", "no:randomly"]
+do_not_mutate_patterns = [{patterns}]
+also_copy = ["tests"]
+
+[tool.pytest.ini_options]
+addopts = "--strict-markers"
+markers = ["browser: headless Chromium", "slow: end-to-end runs"]
+filterwarnings = ["ignore::DeprecationWarning", "ignore::PendingDeprecationWarning"]
+"""
+
+
+def _counts(workdir: Path) -> dict[str, list[str]]:
+    out = subprocess.run(["mutmut", "results", "--all", "true"], cwd=workdir,
+                         capture_output=True, text=True, check=False).stdout
+    by_status: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(\S+__mutmut_\d+): (.+)$", line)
+        if m:
+            by_status.setdefault(m.group(2).strip(), []).append(m.group(1))
+    return by_status
+
+
+def run_module(key: str, base: Path, max_children: int) -> dict:
+    """Stage, run mutmut on one module, write and return its report."""
+    module_file, tests = MODULES[key]
+    workdir = base / key
+    _stage(workdir)
+    (workdir / "pyproject.toml").write_text(_config(module_file, tests))
+    env = dict(os.environ, KANTONG_DATA_DIR=str(ROOT / "data"), PYTHONDONTWRITEBYTECODE="1")
+    t0 = time.perf_counter()
+    proc = subprocess.run(["mutmut", "run", "--max-children", str(max_children)], cwd=workdir,
+                          env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    (workdir / "mutmut.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
+    status = _counts(workdir)
+    n = {s: len(v) for s, v in status.items()}
+    killed = n.get("killed", 0)
+    counted = killed + sum(n.get(s, 0) for s in ("survived", "no tests", "timeout"))
+    report = {"module": module_file, "tests": tests, "counts": n,
+              "score": round(killed / counted, 4) if counted else None,
+              "seconds": round(seconds), "survived": sorted(status.get("survived", [])),
+              "no_tests": sorted(status.get("no tests", []))}
+    (workdir / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def main() -> None:
+    """Run the modules named on the command line (default: all) and print the scores."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="*", help=f"of {', '.join(MODULES)} (default: all)")
+    ap.add_argument("--workdir", type=Path,
+                    default=Path(tempfile.gettempdir()) / "kantong-mutation")
+    ap.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--list", action="store_true", help="list the modules and their tests")
+    args = ap.parse_args()
+    if args.list:
+        for key, (path, tests) in MODULES.items():
+            print(f"{key:10s} {path}\n{'':10s} tests: {' '.join(tests)}")
+        return
+    if shutil.which("mutmut") is None:
+        sys.exit("Error: mutmut is not installed (pip install -e '.[mutation]')")
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        sys.exit(f"Error: unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
+    print(f"{'module':10s} {'killed':>7s} {'survived':>8s} {'no tests':>8s} {'timeout':>7s} "
+          f"{'score':>6s} {'time':>6s}")
+    scores = []
+    for key in args.modules or list(MODULES):
+        r = run_module(key, args.workdir, args.max_children)
+        c = r["counts"]
+        score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f}%"
+        print(f"{key:10s} {c.get('killed', 0):7d} {c.get('survived', 0):8d} "
+              f"{c.get('no tests', 0):8d} {c.get('timeout', 0):7d} {score:>6s} "
+              f"{r['seconds']:5d}s", flush=True)
+        scores.append(r["score"] or 0.0)
+    print(f"reports: {args.workdir}/<module>/report.json")
+    if min(scores) < 0.9:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
