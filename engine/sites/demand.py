@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from kantong.engine.build.sums import precision_of_manifest
 from kantong.engine.build.travel import type_slug
 from kantong.engine.constants import CELLS_FILE, FACILITIES_FILE, FRICTION_FILE, WGS84
 from kantong.engine.errors import (
@@ -95,7 +96,10 @@ def load_run(run_dir: Path, *, trust: bool = False) -> tuple[pd.DataFrame, dict[
         if isinstance(exc, MissingColumnError):
             raise
         raise RunError(f"{cells_path}: not a readable Parquet file ({first_line(exc)})") from None
-    validate_cells(cells, source=cells_path, require=("h3", "regency_code"))
+    # village-located households are expected (fractional) counts (issue 19)
+    precision = precision_of_manifest(manifest) or {}
+    validate_cells(cells, source=cells_path, require=("h3", "regency_code"),
+                   expected_counts=precision.get("counts") == "expected")
     cells["regency_code"] = cells["regency_code"].astype("string")
     cells["regency_name"] = cells["regency_name"].astype("string")
     return cells.reset_index(drop=True), manifest

@@ -151,12 +151,12 @@ def coverage_objective(inp: Inputs) -> Choice:
         columns["new_demand"] = cols["new_demand"]
         columns["cumulative_demand"] = np.cumsum(cols["new_demand"])
     totals = {
-        "extreme_households": int(cells["extreme_households"].sum()),
+        "extreme_households": round(float(cells["extreme_households"].sum())),
         "extreme_households_served_by_existing": int(cells.loc[served,
                                                                "extreme_households"].sum()),
         "extreme_households_remaining": int(remaining),
         "extreme_households_newly_covered": int(cum[-1]) if len(cum) else 0,
-        "extreme_households_unreachable": int(ext[~reachable].sum()),
+        "extreme_households_unreachable": round(float(ext[~reachable].sum())),
         "persons_newly_covered": int(cols["new_persons_covered"].sum()),
         "demand_cells": len(cells), "demand_cells_served_by_existing": int(served.sum()),
         **extra,
@@ -383,7 +383,7 @@ def travel_objective(inp: Inputs) -> Choice:
                "max_minutes_after": np.array([s["max"] for s in steps[1:]])}
     before, after = steps[0], steps[-1]
     totals = {
-        "extreme_households": int(cells["extreme_households"].sum()),
+        "extreme_households": round(float(cells["extreme_households"].sum())),
         "horizon_minutes": horizon, "existing_travel_source": source,
         "mean_minutes_before": before["mean"], "mean_minutes_after": after["mean"],
         "p90_minutes_before": before["p90"], "p90_minutes_after": after["p90"],
@@ -391,7 +391,7 @@ def travel_objective(inp: Inputs) -> Choice:
         "demand_beyond_horizon_before": before["beyond"],
         "demand_beyond_horizon_after": after["beyond"],
         "extreme_households_nearer_a_new_site": int(assigned.sum()),
-        "extreme_households_out_of_reach": int(ext[stuck].sum()),
+        "extreme_households_out_of_reach": round(float(ext[stuck].sum())),
         "demand_cells": int(len(pts)),
     }
     key = "mean" if cfg.objective == "min-travel" else "max"

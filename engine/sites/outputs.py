@@ -73,8 +73,9 @@ def coverage_columns(cov: Coverage, cells: pd.DataFrame, w: np.ndarray,
         for key, values in src.items():
             cols[key].append(values[newly].sum())
         cols["new_cells"].append(len(newly))
-    return {k: np.asarray(v, dtype=float if k == "new_demand" else np.int64)
-            for k, v in cols.items()}
+    # expected households of village-located registers are rounded to whole households
+    return {k: np.asarray(v, dtype=float) if k == "new_demand"
+            else np.rint(np.asarray(v, dtype=float)).astype(np.int64) for k, v in cols.items()}
 
 
 def site_frame(cand: pd.DataFrame, order: np.ndarray, columns: dict[str, Any], *,
