@@ -11,25 +11,27 @@ shows and follows the base layer. A screenshot is kept in /tmp/kantong_viewer.pn
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from browser import WAIT, chromium, live
+from browser import overlap as _overlap
+from browser import rects as _rects
+from browser import resources as _resources
+from browser import screen_xy as _screen_xy
+from browser import severe as _severe
+from browser import wait as _wait
 from factories import make_run
 from PIL import Image
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
-from werkzeug.serving import make_server
+from selenium.webdriver.support.ui import Select
 
 from kantong.engine.config import Config
 from kantong.engine.inputs import boundaries
@@ -39,14 +41,11 @@ from kantong.webmap import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT_COPY = Path("/tmp/kantong_viewer.png")
 SCREENSHOT_POPUP = Path("/tmp/kantong_viewer_popup.png")
 SCREENSHOT_REGENCY = Path("/tmp/kantong_viewer_regency.png")
 WIDTH, HEIGHT = 1280, 860
 PROVINCE_FILL = (0xF7, 0xF5, 0xF0)  # kantong.webmap.page.build _STYLE_RUN_PROVINCE fillColor
-WAIT = 20
 
 
 @pytest.fixture(scope="module")
@@ -54,74 +53,24 @@ def run_dir(pipeline_run: Path) -> Path:
     return pipeline_run
 
 
-@contextlib.contextmanager
-def _live(app) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port in a thread; yield its base URL."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(run_dir: Path) -> Iterator[str]:
-    with _live(create_app({"RUN_DIR": str(run_dir), "TESTING": True})) as url:
+    with live(create_app({"RUN_DIR": str(run_dir), "TESTING": True})) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    # No skip: CI installs chromium + chromium-driver; their absence is a failure.
-    assert CHROMIUM.is_file(), f"{CHROMIUM} missing: apt-get install -y chromium chromium-driver"
-    assert CHROMEDRIVER.is_file(), f"{CHROMEDRIVER} missing: apt-get install -y chromium-driver"
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--disable-extensions", "--disable-default-apps",
-                 f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}",
-                 "--force-device-scale-factor=1",
-                 # cut the network: only 127.0.0.1 resolves, everything else goes to a dead proxy
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                 "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=127.0.0.1;localhost"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    drv.set_page_load_timeout(WAIT)
-    try:
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), size=(WIDTH, HEIGHT)) as drv:
         yield drv
-    finally:
-        drv.quit()
 
 
-def _severe(drv: webdriver.Chrome) -> list[dict[str, Any]]:
-    return [e for e in drv.get_log("browser") if e.get("level") == "SEVERE"]
 
 
-def _wait(drv: webdriver.Chrome, script: str, message: str) -> Any:
-    return WebDriverWait(drv, WAIT, poll_frequency=0.1).until(
-        lambda d: d.execute_script(script), message=message)
 
 
-def _resources(drv: webdriver.Chrome) -> list[dict[str, Any]]:
-    return drv.execute_script(
-        "return performance.getEntriesByType('resource').map(e => "
-        "({name: e.name, status: e.responseStatus, type: e.initiatorType}));")
 
 
-def _screen_xy(drv: webdriver.Chrome, lon: float, lat: float) -> tuple[float, float]:
-    """Viewport CSS pixel position of a lon/lat on the map."""
-    x, y = drv.execute_script(
-        "const p = window.kantongMap.latLngToContainerPoint([arguments[1], arguments[0]]);"
-        "const r = window.kantongMap.getContainer().getBoundingClientRect();"
-        "return [r.left + p.x, r.top + p.y];", lon, lat)
-    return float(x), float(y)
 
 
 def _tiles_settled(drv: webdriver.Chrome, indicator: str) -> None:
@@ -135,7 +84,7 @@ def _tiles_settled(drv: webdriver.Chrome, indicator: str) -> None:
 def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_dir: Path,
                                      tmp_path: Path) -> None:
     drv = driver
-    drv.get(server + "/")
+    drv.get(server + "/?lang=en")  # the English page (the Indonesian one: test_browser_staff)
     _wait(drv, "return !!window.kantongMap", "the viewer script never created window.kantongMap")
     _tiles_settled(drv, "priority")
 
@@ -147,7 +96,7 @@ def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_
     assert len(legend.find_elements(By.CSS_SELECTOR, ".kantong-legend-tick")) >= 2
     assert "fewer than 10 households" in legend.text
     assert "No data" in legend.text  # the base resolution: no derived values
-    assert drv.title.startswith("Kantong — kantong kemiskinan Kalimantan Barat")
+    assert drv.title.startswith("Kantong — poverty pockets of Kalimantan Barat")
 
     # --- tiles: requested from this app with 200, and nothing requested anywhere else
     resources = _resources(drv)
@@ -238,9 +187,13 @@ def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_
     _wait(drv, "return performance.getEntriesByType('resource').some(e => e.name.endsWith("
                f"'/tiles/priority/legend.json?z={zoom_after}'));",
           "legend not refreshed for the new zoom")
-    links = {a.text: a.get_attribute("href") for a in
-             drv.find_elements(By.CSS_SELECTOR, "a.kantong-download")}
-    assert links["cells"] == f"{server}/download/cells.geojson?regency={target['regency_code']}"
+    links = {a.get_attribute("data-layer") + "." + a.get_attribute("data-format"):
+             a.get_attribute("href")
+             for a in drv.find_elements(By.CSS_SELECTOR, "a.kantong-download")}
+    assert links["cells.geojson"] == \
+        f"{server}/download/cells.geojson?regency={target['regency_code']}"
+    assert links["cells.gpkg"] == f"{server}/download/cells.gpkg?regency={target['regency_code']}"
+    links["pockets"] = links["pockets.geojson"]
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignore *_proxy env
     with direct.open(links["pockets"], timeout=WAIT) as answer:
         assert answer.status == 200
@@ -251,10 +204,11 @@ def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_
 
     # --- switching the base layer switches tiles and legend
     base_labels = drv.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-base label")
-    label = next(el for el in base_labels if el.text.strip() == "Travel time to puskesmas")
+    label = next(el for el in base_labels
+                 if el.text.strip() == "Travel time to health centre (puskesmas)")
     label.click()
     _wait(drv, "const t = document.querySelector('#kantong-legend .kantong-legend-title');"
-               "return t && t.textContent === 'Travel time to the nearest puskesmas';",
+               "return t && t.textContent === 'Travel time to health centre (puskesmas)';",
           "legend did not follow the base layer")
     _tiles_settled(drv, "travel_min_puskesmas")
     tiles = [r for r in _resources(drv) if "/tiles/travel_min_puskesmas/" in r["name"]]
@@ -282,18 +236,8 @@ def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_
     assert not errors, f"browser console errors: {errors}"
 
 
-def _rects(drv: webdriver.Chrome, selector: str) -> list[dict[str, float]]:
-    return drv.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].filter(e => e.getClientRects()"
-        ".length && getComputedStyle(e).visibility !== 'hidden').map(e => {"
-        "const r = e.getBoundingClientRect();"
-        "return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; })"
-        ".filter(r => r.right > r.left && r.bottom > r.top);", selector)
 
 
-def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
-    return (a["left"] < b["right"] and b["left"] < a["right"]
-            and a["top"] < b["bottom"] and b["top"] < a["bottom"])
 
 
 def _assert_labels_clear_of_controls(drv: webdriver.Chrome) -> None:
@@ -313,7 +257,7 @@ def compare_server(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     make_run(new, seed=1)
     write_pockets(new, Config())
     app = create_app({"RUN_DIR": str(new), "COMPARE_RUN_DIR": str(run_dir), "TESTING": True})
-    with _live(app) as url:
+    with live(app) as url:
         yield url
 
 
@@ -325,7 +269,7 @@ def test_compare_mode_controls_do_not_overlap(driver: webdriver.Chrome,
     inner = drv.execute_script("return [window.innerWidth, window.innerHeight];")
     drv.set_window_size(1024 + 1024 - inner[0], 600 + 600 - inner[1])  # a 1024 x 600 viewport
     try:
-        drv.get(compare_server + "/")
+        drv.get(compare_server + "/?lang=en")
         _wait(drv, "return !!window.kantongMap", "viewer script did not start")
         drv.execute_script(
             "[...document.querySelectorAll('.leaflet-control-layers-base label')].find("
