@@ -381,10 +381,12 @@ def write_pockets(run_dir: Path, config: Config) -> PocketSummary:
     summary = PocketSummary(
         run_dir=run_dir, n_cells=len(cells_out),
         n_tested=int(cells_out["gi_z"].notna().sum()), n_hot=int(cells_out["hot"].sum()),
-        n_pockets=len(pockets), households=int(cells_out["households"].sum()),
-        extreme_households=int(cells_out["extreme_households"].sum()),
-        households_in_pockets=int(cells_out.loc[in_pocket, "households"].sum()),
-        extreme_households_in_pockets=int(cells_out.loc[in_pocket, "extreme_households"].sum()),
+        # counts may be expected (fractional) values: rounded, never truncated (issue 19)
+        n_pockets=len(pockets), households=round(float(cells_out["households"].sum())),
+        extreme_households=round(float(cells_out["extreme_households"].sum())),
+        households_in_pockets=round(float(cells_out.loc[in_pocket, "households"].sum())),
+        extreme_households_in_pockets=round(float(
+            cells_out.loc[in_pocket, "extreme_households"].sum())),
         strategies={int(k): int(v) for k, v in pockets["strategy"].value_counts().items()},
         timings={k: round(float(v), 4) for k, v in timings.items()}, pockets=pockets,
         run_resolution=info["run_resolution"], analysis_resolution=info["analysis_resolution"],

@@ -115,8 +115,9 @@ def run_info() -> Response:
         "counts": {
             "published_cells": int(len(base)),
             "withheld_cells": int(run.withheld()),
-            "households_in_published_cells": int(base["households"].sum()),
-            "extreme_households_in_published_cells": int(base["extreme_households"].sum())
+            "households_in_published_cells": round(float(base["households"].sum())),
+            "extreme_households_in_published_cells": round(float(
+                base["extreme_households"].sum()))
             if "extreme_households" in base else None,
             "pockets": int(len(pockets)),
             "sites": int(len(sites)),
