@@ -162,6 +162,13 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "f_priority": ("Skor prioritas", "Priority score"),
     "f_rank": ("Peringkat di provinsi", "Rank in the province"),
     "f_cells": ("Jumlah sel", "Cells"),
+    "f_confidence": ("Keyakinan", "Confidence"),
+    "confidence_high": ("tinggi", "high"),
+    "confidence_medium": ("sedang", "medium"),
+    "confidence_low": ("rendah", "low"),
+    "totals_protected": ("Angka dilindungi: rumah tangga yang dirahasiakan dan dapat dikenali "
+                         "tidak dihitung", "Figures protected: withheld households that could "
+                         "be identified are not counted"),
     "f_regency": ("Kabupaten/kota", "Regency"),
     "f_district": ("Kecamatan", "Kecamatan"),
     "f_pocket": ("Kantong", "Pocket"),

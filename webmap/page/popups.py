@@ -93,6 +93,10 @@ def pocket_popup_html(pocket: Mapping[str, Any], lang: str, *, top: int = 3,
     rank = pocket.get("rank_province", pocket.get("rank"))
     if _number(rank) is not None:
         rows.append((t("f_rank", lang), fmt_int(rank, lang)))
+    if pocket.get("confidence") in ("high", "medium", "low"):  # docs/pockets.md step 5b
+        level = t(f"confidence_{pocket['confidence']}", lang)
+        p = _number(pocket.get("pocket_p"))
+        rows.append((t("f_confidence", lang), level if p is None else f"{level} (p = {p:.2g})"))
     if _number(pocket.get("cells")) is not None:
         rows.append((t("f_cells", lang), fmt_int(pocket.get("cells"), lang)))
     regencies = _names(pocket.get("regencies")) or _names(pocket.get("regency_name"))
@@ -114,6 +118,8 @@ def pocket_popup_html(pocket: Mapping[str, Any], lang: str, *, top: int = 3,
     pocket_id = str(pocket.get("pocket_id", ""))
     heading = html.escape(t("pocket_title", lang, id=pocket_id))
     parts = [f"<div class=\"kantong-popup\"><h3>{heading}</h3><table>{_rows(rows)}</table>"]
+    if pocket.get("totals") == "protected":
+        parts.append(f"<p class=\"kantong-note\">{html.escape(t('totals_protected', lang))}</p>")
     if travel:
         parts.append(f"<h4>{html.escape(t('h_travel', lang))}</h4><table>{_rows(travel)}</table>")
     parts.append(f"<p class=\"kantong-strategy\"><b>{html.escape(t('strategy_label', lang))}</b> "
