@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "Export privacy-safe cells, pockets or sites for GIS tools."),
     "serve": ("serve", "Serve the offline web map and tile server for a run."),
     "compare": ("compare", "Compare two runs (e.g. two years) cell by cell and pocket by pocket."),
+    "friction": ("friction",
+                 "Build a friction surface (min/m) from roads, rivers, land cover and a DEM."),
     "plan": ("plan", "Plan a budget across pockets and strategies, with targets before and after."),
     "inspect": ("inspect",
                 "Show a register's sheets, columns and how they map to Kantong's fields."),
