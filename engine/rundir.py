@@ -378,8 +378,8 @@ def is_run_output(path: str | Path, *, output_of: str = "build") -> bool:
 
 
 @contextmanager
-def update_run(run_dir: str | Path, *, trust: bool = False, output_of: str = "build"
-               ) -> Iterator[Path]:
+def update_run(run_dir: str | Path, *, trust: bool = False, verify: bool = True,
+               output_of: str = "build") -> Iterator[Path]:
     """Update a run directory as one unit: yield a copy, then swap it in, resealed.
 
     The copy is made of hard links (cheap); writers must replace files rather than edit
@@ -392,7 +392,9 @@ def update_run(run_dir: str | Path, *, trust: bool = False, output_of: str = "bu
     run_dir
         The run directory (verified first unless ``trust``).
     trust
-        Skip the integrity check of the current run (``--trust-run``).
+        Skip the integrity check of the current run (``--trust-run``, logged).
+    verify
+        ``False`` when the caller has just verified the run itself (no second check).
     output_of
         Command recorded in the resealed manifest.
 
@@ -401,7 +403,8 @@ def update_run(run_dir: str | Path, *, trust: bool = False, output_of: str = "bu
     Path
         The working copy; write the new files there.
     """
-    verify_run(run_dir, trust=trust)
+    if verify:
+        verify_run(run_dir, trust=trust)
     with atomic_dir(run_dir, seed=True) as tmp:
         yield tmp
         seal_manifest(tmp, read_manifest(tmp), output_of=output_of)

@@ -96,7 +96,7 @@ def write_as_units(run_dir: Path, paths: dict[str, Path],
     folders: dict[Path, list[str]] = {}
     for key, path in outside.items():
         folders.setdefault(path.resolve().parent, []).append(key)
-    with update_run(run_dir, trust=True) as work, contextlib.ExitStack() as stack:
+    with update_run(run_dir, verify=False) as work, contextlib.ExitStack() as stack:
         targets = {k: work / p.resolve().relative_to(run_dir.resolve())
                    for k, p in inside.items()}
         (work / SITES_DIR).mkdir(exist_ok=True)

@@ -16,6 +16,20 @@ def invoke(*args: object, input_: str | None = None) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args], input=input_)
 
 
+def succeeded(result: Result, *, what: object = "") -> bool:
+    """Check the outcome contract of any invocation; return whether it succeeded.
+
+    Success (exit 0), or a failure with exit code != 0 and exactly one ``Error:`` line;
+    never a traceback or an unexpected exception.
+    """
+    if result.exit_code == 0:
+        assert result.exception is None, (what, repr(result.exception))
+        assert "Traceback" not in result.output, (what, result.output)
+        return True
+    assert_one_line_error(result)
+    return False
+
+
 def assert_one_line_error(result: Result) -> str:
     """Assert a non-zero exit with exactly one ``Error:`` line and no traceback; return it."""
     assert result.exit_code != 0, result.output
