@@ -23,7 +23,7 @@ import pandas as pd
 
 from kantong.engine import datapaths
 from kantong.engine.constants import SYNTHETIC_LABEL
-from kantong.engine.demo.xlsx import sheet_xml, write_xlsx
+from kantong.engine.demo.xlsx import SharedStrings, sheet_xml, write_xlsx
 from kantong.engine.errors import InputError
 from kantong.engine.inputs import boundaries
 
@@ -186,9 +186,9 @@ def _region_names(kem: pd.Series) -> dict[str, np.ndarray]:
     """Upper-case province, regency, district and village names of Kemendagri codes."""
     table = pd.read_csv(datapaths.data_file(datapaths.CODES_KEMENDAGRI), dtype=str)
     name = pd.Series(table["nama"].str.upper().to_numpy(), index=table["kode"].to_numpy())
-    parts = kem.str.split(".", expand=True)
-    keys = {"provinsi": parts[0], "kabupaten_kota": parts[0] + "." + parts[1],
-            "kecamatan": parts[0] + "." + parts[1] + "." + parts[2], "desa_kelurahan": kem}
+    kem = kem.astype("string")  # dotted codes are fixed-width: 61.01.02.2001
+    keys = {"provinsi": kem.str.slice(0, 2), "kabupaten_kota": kem.str.slice(0, 5),
+            "kecamatan": kem.str.slice(0, 8), "desa_kelurahan": kem}
     return {k: v.map(name).fillna("").to_numpy(dtype=object) for k, v in keys.items()}
 
 
@@ -214,9 +214,10 @@ def write_p3ke_workbook(frame: pd.DataFrame, path: str | Path, *,
     counts = desil.value_counts().sort_index()
     rekap = pd.DataFrame({"desil": counts.index.astype(int), "jumlah_keluarga": counts.to_numpy()})
     top = [[title], [SYNTHETIC_LABEL], [f"Jumlah keluarga: {len(frame)}"], []]
+    sst = SharedStrings([frame])  # text cells as Excel writes them
     write_xlsx(path, [("Rekap", sheet_xml(rekap, top=[["REKAP P3KE PER DESIL"],
                                                       [SYNTHETIC_LABEL], []])),
-                      (DATA_SHEET, sheet_xml(frame, top=top[:TITLE_ROWS]))])
+                      (DATA_SHEET, sheet_xml(frame, top=top[:TITLE_ROWS], sst=sst))], sst=sst)
     logger.info("wrote %s: %d families (sheets Rekap, %s)", path, len(frame), DATA_SHEET)
     return Path(path)
 
