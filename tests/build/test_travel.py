@@ -142,3 +142,39 @@ def test_sample_raster_and_type_slug():
     assert travel.type_slug("puskesmas") == "puskesmas"
     with pytest.raises(InputError):
         travel.type_slug("--")
+
+
+def test_agrees_with_skimage_mcp_geometric_on_a_rough_surface_with_holes():
+    """Independent reference: skimage's MCP_Geometric on the same 8-connected graph."""
+    from skimage.graph import MCP_Geometric
+
+    rng = np.random.default_rng(4)
+    friction = rng.uniform(0.001, 0.02, (120, 150)).astype(np.float32)
+    friction[rng.random(friction.shape) < 0.15] = np.nan
+    friction[40:80, 60] = np.nan  # a wall
+    transform = utm_grid(120, 150, 100.0)
+    surface = travel.TravelSurface.from_friction(friction, transform=transform, crs=UTM)
+    ok = np.argwhere(np.isfinite(friction))[rng.choice(int(np.isfinite(friction).sum()), 7)]
+    lon, lat = zip(*(lonlat_of_pixel(transform, r, c) for r, c in ok), strict=True)
+    minutes, _ = surface.travel_minutes(np.concatenate(lon), np.concatenate(lat))
+    costs = np.where(np.isfinite(friction), friction, np.inf).astype(np.float64)
+    ref, _ = MCP_Geometric(costs, fully_connected=True, sampling=(100.0, 100.0)).find_costs(
+        [tuple(p) for p in ok.tolist()])
+    reach = np.isfinite(ref)
+    np.testing.assert_array_equal(np.isfinite(minutes), reach)
+    np.testing.assert_allclose(minutes[reach], ref[reach], rtol=1e-6)
+
+
+def test_types_in_parallel_equal_one_at_a_time():
+    rng = np.random.default_rng(5)
+    friction = rng.uniform(0.002, 0.01, (60, 70))
+    transform = utm_grid(60, 70)
+    surface = travel.TravelSurface.from_friction(friction, transform=transform, crs=UTM)
+    points = {t: tuple(np.concatenate(a) for a in zip(
+        *(lonlat_of_pixel(transform, *rng.integers(0, 60, 2)) for _ in range(k)), strict=True))
+        for t, k in (("a", 1), ("b", 3), ("c", 5))}
+    together = surface.travel_minutes_by_type(points, workers=2)
+    for t, (lon, lat) in points.items():
+        alone, ignored = surface.travel_minutes(lon, lat)
+        np.testing.assert_array_equal(together[t][0], alone)
+        assert together[t][1] == ignored == 0
