@@ -98,3 +98,22 @@ def test_real_facility_list_headers_work_by_alias(tmp_path):
     result = read_facilities(path, schema="p3ke")
     assert result.accepted["facility_id"].tolist() == ["1", "2"]
     assert result.accepted["type"].tolist() == ["school", "junior_secondary"]
+
+
+def test_indonesian_csv_semicolons_and_decimal_commas(tmp_path):
+    frame = register().assign(lon=["109,3401", "109,2", "109,35", "", "x", "109,30"],
+                              lat=["0,0210", "-0,05", "0,01", "", "0,02", "0,03"])
+    path = tmp_path / "id.csv"
+    frame.to_csv(path, index=False, sep=";")
+    result = read_households(path)
+    acc = result.accepted.set_index("household_id")
+    assert acc.loc["H0", "lon"] == pytest.approx(109.3401)
+    assert acc.loc["H1", "lat"] == pytest.approx(-0.05)
+    assert acc.loc["H0", "location_precision"] == "point"
+    assert acc.loc["H3", "location_precision"] == "village"   # blank: from the village code
+    assert acc.loc["H4", "location_precision"] == "village"   # "x" is not a number
+    mixed = frame.assign(lon=["109.34", "109,2", "109.35", "109.3", "109.3", "109.3"])
+    mixed.to_csv(path, index=False, sep=";")
+    acc = read_households(path).accepted.set_index("household_id")
+    assert acc.loc["H1", "location_precision"] == "village"   # ambiguous column: not read
+    assert acc.loc["H0", "location_precision"] == "point"
