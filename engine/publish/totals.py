@@ -4,12 +4,14 @@ The rule (docs/privacy.md, "Pocket and regency totals"):
 
 - A *safe unit* is a published base cell, or a withheld base cell whose suppression atom
   (:mod:`.privacy`) is released and whose every *piece* - the atom's cells split by pocket
-  and by regency - holds at least ``K`` households over at least two cells.
+  (the cells in no pocket are one piece) - holds at least ``K`` households over at least two
+  cells.
 - A pocket whose cells are all safe units is published with its **true** totals
   (``totals = "exact"``): the part withheld inside it is a sum of whole pieces, each a group
   of ``K`` or more households over two or more cells, and so is every difference an
   attacker can form with the other published numbers (cells, atoms, other pockets,
-  regencies), because all of them are sums of published cells and whole pieces.
+  regencies), because all of them are sums of published cells and whole pieces (regency
+  totals add up whole atoms, which are unions of pieces).
 - Otherwise the pocket's totals are the sum of its safe units only and say so
   (``totals = "protected"``).
 - Regency totals are sums of released atoms (:func:`.privacy.released_regency_totals`); a
@@ -46,8 +48,7 @@ def safe_units(base: pd.DataFrame, plan: SuppressionPlan) -> np.ndarray:
     Parameters
     ----------
     base
-        Base cells with ``h3``, ``households``, ``regency_code`` and optionally
-        ``pocket_id``.
+        Base cells with ``h3``, ``households`` and optionally ``pocket_id``.
     plan
         The suppression plan of the run.
 
@@ -55,7 +56,7 @@ def safe_units(base: pd.DataFrame, plan: SuppressionPlan) -> np.ndarray:
     -------
     numpy.ndarray
         Boolean, aligned with ``base``: published cells, and withheld cells of released atoms
-        whose every (pocket, regency) piece holds ``>= K`` households over ``>= 2`` cells.
+        whose every pocket piece holds ``>= K`` households over ``>= 2`` cells.
     """
     atoms = plan.atoms.reindex(base["h3"].astype(str).to_numpy())
     withheld = atoms["kind"].to_numpy() != ATOM_CELL
@@ -64,13 +65,11 @@ def safe_units(base: pd.DataFrame, plan: SuppressionPlan) -> np.ndarray:
         return out
     pocket = (base["pocket_id"].astype("Int64").astype("string").fillna("-")
               if "pocket_id" in base.columns else pd.Series("-", index=base.index))
-    regency = base["regency_code"].astype("string").fillna("")
     atom = atoms["atom"].astype(str).to_numpy(dtype=object)
     frame = pd.DataFrame({
         "atom": atom,
         "released": atoms["released"].to_numpy(dtype=bool),
-        "piece": atom + "|" + pocket.to_numpy(dtype=object) + "|"
-        + regency.to_numpy(dtype=object),
+        "piece": atom + "|" + pocket.to_numpy(dtype=object),
         "households": base["households"].to_numpy(dtype="int64")})[withheld]
     pieces = frame.groupby("piece")["households"]
     frame["ok"] = ((pieces.transform("sum") >= plan.min_households)
