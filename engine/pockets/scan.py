@@ -120,7 +120,7 @@ def poisson_llr(c: np.ndarray, e: np.ndarray, total: float) -> np.ndarray:
     Examples
     --------
     >>> float(poisson_llr(np.array([10.0]), np.array([5.0]), 100.0)[0].round(4))
-    1.6606
+    2.0654
     """
     c = np.asarray(c, dtype="float64")
     e = np.asarray(e, dtype="float64")
