@@ -219,8 +219,9 @@ def _coordinates(frame: pd.DataFrame, geometry: gpd.GeoSeries | None
         kind = shapely.get_type_id(geoms)
         point = ~empty & ((kind == 0) | ((kind == 4) & (shapely.get_num_geometries(geoms) == 1)))
         first = shapely.get_geometry(geoms, 0)  # a Point stays itself; a MultiPoint's only part
-        lon = np.where(point, shapely.get_x(first), np.nan)
-        lat = np.where(point, shapely.get_y(first), np.nan)
+        lon, lat = np.full(n, np.nan), np.full(n, np.nan)
+        lon[point] = shapely.get_x(first[point])  # GEOS refuses x of an empty point
+        lat[point] = shapely.get_y(first[point])
         reason.fail(empty, "missing coordinates")
         reason.fail(~point, "non-point geometry")
         return lon, lat, reason

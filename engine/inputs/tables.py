@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import gzip
+import io
 import json
 import logging
 import lzma
@@ -126,10 +127,55 @@ def geoframe(frame: pd.DataFrame, geoms: np.ndarray, crs: Any, source: str,
     return gdf
 
 
-def _sniff_delimiter(path: Path) -> str:
+#: Longest line accepted in a CSV register, in bytes (a longer one: not a register).
+MAX_LINE_BYTES = 1 << 20
+
+
+class _LineLimit(io.RawIOBase):
+    """A binary stream that raises ``InputError`` on a line longer than ``limit`` bytes.
+
+    Reads are capped at ``limit`` bytes, so a longer line always spans two reads and is
+    caught by counting the bytes since the last newline (``bytes.find``: C speed).
+    """
+
+    def __init__(self, raw: Any, path: Path, limit: int = MAX_LINE_BYTES) -> None:
+        self._raw, self._path, self._limit, self._run = raw, path, limit, 0
+
+    def readable(self) -> bool:  # noqa: D102
+        return True
+
+    def readinto(self, buffer: Any) -> int:  # noqa: D102
+        data = self._raw.read(min(len(buffer), self._limit))
+        n = len(data)
+        first = data.find(b"\n")
+        if first < 0:
+            self._run += n
+        else:
+            if self._run + first > self._limit:
+                self._run += first
+            else:
+                self._run = n - data.rfind(b"\n") - 1
+        if self._run > self._limit:
+            raise InputError(f"{self._path}: a line is longer than {self._limit >> 20} MiB; "
+                             "not a CSV register (a binary file?)")
+        buffer[:n] = data
+        return n
+
+    def close(self) -> None:  # noqa: D102
+        self._raw.close()
+        super().close()
+
+
+def _open_csv(path: Path) -> io.BufferedReader:
+    """Open a (possibly compressed) CSV as a line-length-limited binary stream."""
     opener = _COMPRESSED.get(path.suffix.lower(), open)
+    return io.BufferedReader(_LineLimit(opener(path, "rb"), path))
+
+
+def _sniff_delimiter(path: Path) -> str:
     try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as handle:
+        with _open_csv(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig",
+                                                      errors="replace") as handle:
             header = handle.readline()
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise InputError(f"{path}: cannot read file ({exc})") from None
@@ -144,8 +190,12 @@ def _iter_csv(path: Path, batch_rows: int | None, resolve: Resolve, check: Check
     options: dict[str, Any] = {"sep": sep, "encoding": "utf-8-sig",
                                "encoding_errors": _CP1252_FALLBACK}
     try:
-        names = list(pd.read_csv(path, nrows=0, **options).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        with _open_csv(path) as handle:
+            names = list(pd.read_csv(handle, nrows=0, **options).columns)
+    except InputError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError,
+            EOFError) as exc:
         raise InputError(f"{path}: not a readable CSV file ({first_line(exc)})") from None
     mapping = resolve(names)
     check(set(mapping.values()), source=str(path), columns=names)
@@ -155,7 +205,9 @@ def _iter_csv(path: Path, batch_rows: int | None, resolve: Resolve, check: Check
     try:
         for chunk in _csv_chunks(path, options, warned):
             yield chunk.rename(columns=mapping)
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
+    except InputError:
+        raise
+    except (pd.errors.ParserError, ValueError, OSError, EOFError) as exc:
         raise InputError(f"{path}: not a readable CSV file ({first_line(exc)})") from None
 
 
@@ -165,7 +217,7 @@ def _csv_chunks(path: Path, options: dict[str, Any], warned: list[bool]) -> Iter
     Logs one warning (``warned`` records it) when a chunk held bytes that are not UTF-8.
     """
     before = getattr(_fallbacks, "count", 0)  # opening the reader already decodes a block
-    with pd.read_csv(path, **options) as reader:
+    with _open_csv(path) as handle, pd.read_csv(handle, **options) as reader:
         while True:
             with warnings.catch_warnings():  # scoped to the read, never across a yield
                 warnings.simplefilter("ignore", pd.errors.DtypeWarning)
@@ -339,8 +391,9 @@ def iter_tables(path: str | Path, *, batch_rows: int | None, resolve: Resolve, c
         Missing or unreadable file, geometry without a CRS, zero rows.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
+    if not path.is_file():  # a FIFO or device (/dev/zero) would never end
+        raise InputError(f"{path}: " + ("not a regular file" if path.exists()
+                                        else "file not found"))
     if batch_rows is not None and batch_rows < 1:
         raise InputError(f"batch_rows must be >= 1, got {batch_rows}")
     kind = table_kind(path)

@@ -71,7 +71,7 @@ def _register(draw) -> bytes:
     return data
 
 
-@settings(max_examples=6, **_SETTINGS)
+@settings(max_examples=4, **_SETTINGS)
 @given(data=_register())
 def test_build_with_generated_registers(data: bytes, tmp_path: Path) -> None:
     folder = tmp_path / f"b{hashlib.sha1(data).hexdigest()[:8]}"
