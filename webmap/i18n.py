@@ -266,10 +266,16 @@ def t(key: str, lang: str, **values: Any) -> str:
     return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], text)
 
 
+#: Message groups only the server uses (labels it puts into the page itself).
+_SERVER_ONLY: Final = ("ind_", "comp_", "dep_", "fac_", "strategy_", "compare_", "status_",
+                       "change_title", "change_status", "change_before", "change_after",
+                       "change_extreme")
+
+
 def js_messages(lang: str) -> dict[str, str]:
-    """Return every message in ``lang`` (placeholders left in) for the browser script."""
+    """Return the messages of the browser scripts in ``lang`` (placeholders left in)."""
     i = LANGUAGES.index(lang)
-    return {key: pair[i] for key, pair in MESSAGES.items()}
+    return {key: pair[i] for key, pair in MESSAGES.items() if not key.startswith(_SERVER_ONLY)}
 
 
 def _missing(value: Any) -> bool:

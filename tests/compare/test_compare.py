@@ -468,21 +468,21 @@ def test_web_compare_api(compare_app, two_years: tuple[Path, Path]) -> None:
 
 
 def test_web_page_lists_change_layers(compare_app) -> None:
-    page = compare_app.test_client().get("/").get_data(as_text=True)
+    page = compare_app.test_client().get("/?lang=en").get_data(as_text=True)
     assert "/tiles/change_extreme_households/{z}/{x}/{y}.png" in page
     assert "/tiles/change_extreme_rate/{z}/{x}/{y}.png" in page
     assert "Pocket changes" in page and "/api/compare/regencies" in page
     # the legend key lists the pocket statuses drawn (colour of each outline)
     from kantong.engine.compare.pockets import STATUS_COLORS
 
-    config = json.loads(re.search(r"kantongViewer\(\w+, (\{.*?\}),\s*\n", page, re.S).group(1))
+    call = re.search(r"kantongViewer\(\w+, (\{.*?\}), (\{outlines: .*?\})\);\n", page, re.S)
+    config = json.loads(call.group(1))
     present = {f["properties"]["status"] for f in
                compare_app.test_client().get("/api/compare/pockets.geojson").json["features"]}
     assert config["pocketStatuses"] == [[f"Pocket {s}", STATUS_COLORS[s]] for s in STATUSES
                                         if s in present]
     # a ring per pocket group (status colour) for low zoom, paired with its overlay
-    pairs = re.search(r"kantongViewer\(\w+, \{.*?\},\s*\n\s*\w+, \[(.*)\]\);", page, re.S)
-    names = re.findall(r"\[(\w+), (\w+)\]", pairs.group(1))
+    names = re.findall(r"\[(\w+), (\w+)\]", call.group(2).split("pairs:")[1])
     assert len(names) == 2  # the served run's pockets, then the pocket changes
     rings = json.loads(re.search(rf"{names[1][1]}_add\((\{{.*?\}})\);\n", page, re.S).group(1))
     assert [f["properties"]["status"] for f in rings["features"]] == [

@@ -337,6 +337,15 @@ def test_colour_scales():
     assert nice_ticks(1.0, 1.0) == [1.0, 1.0]
     minutes = make_scale("travel_min_school", np.linspace(0, 240, 50)).legend()
     assert minutes["ticks"] == [0.0, 60.0, 120.0, 180.0, 240.0] and len(minutes["stops"]) == 6
+    # open ends on both sides: a 2nd..98th percentile domain leaves values on either side
+    spread = make_scale("elevation_mean", np.linspace(0.0, 100.0, 101)).legend()
+    assert spread["open_low"] and spread["open_high"]
+    assert not make_scale("extreme_rate", np.array([0.0, 0.1])).legend()["open_low"]
+    # zero is drawn visibly: the first colour is not the background's near-white
+    for name in ("extreme_rate", "priority", "extreme_households", "travel_min_school"):
+        first = make_scale(name, np.array([0.0, 1.0])).rgba(np.array([0.0]))[0, :3].astype(int)
+        assert np.abs(first - np.array([0xF7, 0xF5, 0xF0])).sum() > 60, (name, first)
+        assert tuple(first) != NODATA_RGBA[:3]
     pocket = make_scale("pocket", np.array([1.0]))
     assert pocket.rgba(np.array([np.nan]))[0, 3] == 0
     assert tuple(pocket.rgba(np.array([1.0]))[0]) != tuple(pocket.rgba(np.array([2.0]))[0])

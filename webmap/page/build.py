@@ -426,14 +426,15 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
     regency_bounds = _bounds_of(content.outlines[content.outlines["regency_code"].isin(
         content.regencies["regency_code"].astype(str))])
     entries = getattr(content.compare, "legend_entries", None)
-    labels = {c: indicator_label(c, lang) for c in
-              (*content.indicators, *content.cell_columns, "change_extreme_households",
-               "change_extreme_rate")}
+    shown = [*content.indicators, *getattr(content.compare, "layer_names", ())]
+    labels = {c: indicator_label(c, lang) for c in shown}
+    fields = {c: indicator_label(c, lang) for c in content.cell_columns
+              if c.startswith(("share_", "travel_min_", "contrib_"))}
     root = base_url
     config = {
         "lang": lang, "locale": LOCALES[lang], "messages": js_messages(lang),
         "runId": content.run_id,
-        "indicatorLabels": labels, "fieldLabels": labels,
+        "indicatorLabels": labels, "fieldLabels": fields,
         "facilityLabels": {k: facility_label(k, lang) for k in content.facility_types},
         "facilityCount": content.facility_count,
         "defaultIndicator": active,

@@ -149,8 +149,17 @@ def _domain(kind: str, values: np.ndarray) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
+#: Where the lookup table starts on colormaps whose lightest colour is the map background's
+#: (near-white): a zero rate or count is then drawn visibly, not like "no cell". The first
+#: colours, at the fill alpha over the run's province fill ``#f7f5f0``, get a luminance
+#: contrast of 1.32:1 (YlOrRd ``#feca65``), 1.34:1 (magma_r ``#fec689``, viridis_r
+#: ``#bdde26``) and 1.36:1 (cividis_r ``#e4ce51``) instead of 1.03-1.14:1, and a different
+#: hue; no data stays the grey hatch.
+LOW_END: Final = {"YlOrRd": 0.3, "magma_r": 0.12, "viridis_r": 0.1, "cividis_r": 0.1}
+
+
 def _lut(cmap: str) -> np.ndarray:
-    lut = colormaps[cmap](np.linspace(0.0, 1.0, _LUT_SIZE), bytes=True)
+    lut = colormaps[cmap](np.linspace(LOW_END.get(cmap, 0.0), 1.0, _LUT_SIZE), bytes=True)
     lut[:, 3] = FILL_ALPHA
     return lut
 
@@ -178,6 +187,9 @@ class Scale:
         ``(256, 4)`` uint8 RGBA lookup table.
     open_high
         Whether some values lie above the domain (drawn in the last colour).
+    open_low
+        Whether some values lie below the domain (drawn in the first colour; the legend
+        marks the low end "≤").
     """
 
     indicator: str
@@ -188,6 +200,7 @@ class Scale:
     domain: tuple[float, float]
     lut: np.ndarray
     open_high: bool = False
+    open_low: bool = False
 
     def rgba(self, values: np.ndarray) -> np.ndarray:
         """Return the ``(n, 4)`` uint8 colours of ``values`` (NaN: nodata; pockets: alpha 0).
@@ -251,6 +264,7 @@ class Scale:
                 "kind": self.kind, "colormap": self.cmap, "domain": domain, "stops": stops,
                 "ticks": ticks, "nodata": nodata, "nodata_label": nodata_label if nodata else None,
                 "open_high": bool(self.open_high and self.kind != "categorical"),
+                "open_low": bool(self.open_low and self.kind != "categorical"),
                 "opacity": round(FILL_ALPHA / 255, 3)}
 
 
@@ -353,5 +367,6 @@ def make_scale(indicator: str, values: np.ndarray, *,
     lo, hi = _domain(rule.domain, basis)
     finite = values[np.isfinite(values)]
     open_high = bool(rule.domain != "unit" and finite.size and float(finite.max()) > hi)
+    open_low = bool(rule.domain != "unit" and finite.size and float(finite.min()) < lo)
     return Scale(indicator, rule.label(match), rule.unit, "continuous", rule.cmap, (lo, hi),
-                 _lut(rule.cmap), open_high=open_high)
+                 _lut(rule.cmap), open_high=open_high, open_low=open_low)
