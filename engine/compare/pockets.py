@@ -29,9 +29,12 @@ CHANGE_THRESHOLD: Final = 0.10
 MIN_OVERLAP: Final = 0.10
 #: Pocket statuses, in reporting order.
 STATUSES: Final = ("persisting", "shrinking", "growing", "new", "resolved")
-#: Display colour of each pocket status (static maps and the web map).
-STATUS_COLORS: Final = {"persisting": "#e08214", "shrinking": "#1a9850", "growing": "#d73027",
-                        "new": "#762a83", "resolved": "#4575b4"}
+#: Display colour of each pocket status (static maps and the web map): Okabe-Ito colours
+#: chosen so that every pair stays >= 20 CIELAB units apart for normal, protan, deutan and
+#: tritan vision (Machado 2009 simulation; the former red/green set fell to 16), without
+#: red/green and with a black "resolved" that stays visible on the blue cells of a decrease.
+STATUS_COLORS: Final = {"persisting": "#0072b2", "shrinking": "#56b4e9", "growing": "#d55e00",
+                        "new": "#cc79a7", "resolved": "#000000"}
 
 
 def match_pockets(old: pd.DataFrame, new: pd.DataFrame, *, min_overlap: float = MIN_OVERLAP
