@@ -1,31 +1,46 @@
 """Synthetic friction surface (minutes per metre) and travel time to towns for the demo.
 
-The surface mimics the Malaria Atlas Project friction layers: the cost, in minutes, of
-crossing one metre of a pixel. Speeds are combined as the fastest of
+The demo's friction is built by the engine of ``kantong friction``
+(:func:`kantong.engine.build.friction.build_friction`, mode ``mixed``) from three layers:
 
-* walking through forest: 3.0 - 4.3 km/h, varying smoothly (a stand-in for terrain);
-* settlement corridors: up to 45 km/h on densely populated pixels of the real GHS-POP grid
-  (river and coastal settlements, where the roads and boats are), smoothed by one pixel;
-* trunk roads: 35 km/h along the minimum spanning tree of the GeoNames towns;
-* towns: 50 km/h within 3 km of a town (8 km for towns above 100,000 people), decaying
-  outward.
+* **rivers (real)**: the Natural Earth 1:10m main stems shipped in ``data/context/``
+  (Kapuas, Barito, Mahakam, ...): boats at :data:`BOAT_KMH` on them;
+* **roads (synthetic)**: a trunk road along the minimum spanning tree of the GeoNames towns,
+  class ``jalan_provinsi`` at :data:`ROAD_KMH`;
+* **land cover (synthetic)**: speed classes on the 1 km grid, code = speed x 10 (km/h):
+  walking through forest at 3.0 - 4.3 km/h varying smoothly (a stand-in for terrain);
+  settlement corridors up to 45 km/h on densely populated pixels of the real GHS-POP grid
+  (river and coastal settlements), smoothed by one pixel; towns at 50 km/h within 3 km
+  (8 km above 100,000 people), decaying outward; the sea and land outside Kalimantan are
+  the ``barrier`` class. No open land-cover raster of Kalimantan ships with Kantong, so
+  the classes are the demo's own; a real analysis passes ESA WorldCover or similar to
+  ``kantong friction --landcover`` with the default speed table.
 
-Friction = 0.06 / speed (km/h), clipped to [0.0012, 0.02] min/m. Pixels touching no
-Kalimantan province (sea, Malaysia) hold the nodata value ``FRICTION_NODATA``.
+Every speed lies in 3 - 50 km/h, so friction = 0.06 / speed lies in [0.0012, 0.02] min/m.
+Pixels touching no Kalimantan province (sea, Malaysia) hold the nodata value
+``FRICTION_NODATA``.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
-from rasterio import features
+import rasterio
+from pyproj import CRS
 from scipy import ndimage
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import pdist, squareform
 from shapely import LineString
-from skimage.graph import MCP_Geometric
 
+from kantong.engine import datapaths
+from kantong.engine.build.friction import TargetGrid, build_friction
+from kantong.engine.build.speeds import SpeedTable
+from kantong.engine.build.travel_kernel import FrictionGrid
+from kantong.engine.constants import WGS84
 from kantong.engine.demo.space import DemoArea
 
 logger = logging.getLogger(__name__)
@@ -35,6 +50,11 @@ FRICTION_NODATA = -9999.0
 #: Friction bounds (minutes per metre): 50 km/h road and 3 km/h forest walking.
 FRICTION_MIN = 0.06 / 50.0
 FRICTION_MAX = 0.06 / 3.0
+#: Synthetic trunk roads: class and speed (km/h, motorised).
+ROAD_CLASS = "jalan_provinsi"
+ROAD_KMH = 35.0
+#: Boats on the real Natural Earth main rivers (km/h).
+BOAT_KMH = 12.0
 #: Travel time given to pixels no town can reach (islands), in minutes.
 UNREACHABLE_MINUTES = 24 * 60.0
 _EARTH_RADIUS_M = 6_371_008.8
@@ -49,34 +69,21 @@ def pixel_size_m(area: DemoArea) -> tuple[float, float]:
     return float(dy), float(dx)
 
 
-def _road_mask(area: DemoArea) -> np.ndarray:
+def demo_roads(area: DemoArea) -> gpd.GeoDataFrame:
+    """Return the synthetic trunk roads: the minimum spanning tree of the towns (EPSG:4326)."""
     towns = area.towns
-    if len(towns) < 2:
-        return np.zeros(area.shape, dtype=bool)
-    xy = area.to_metric(towns["lon"].to_numpy(), towns["lat"].to_numpy())
-    mst = minimum_spanning_tree(squareform(pdist(xy))).tocoo()
-    lines = [LineString([(towns["lon"].iat[i], towns["lat"].iat[i]),
-                         (towns["lon"].iat[j], towns["lat"].iat[j])])
-             for i, j in zip(mst.row, mst.col, strict=True)]
-    return features.rasterize(((g, 1) for g in lines), out_shape=area.shape,
-                              transform=area.transform, all_touched=True, dtype="uint8") > 0
+    lines: list[LineString] = []
+    if len(towns) >= 2:
+        xy = area.to_metric(towns["lon"].to_numpy(), towns["lat"].to_numpy())
+        mst = minimum_spanning_tree(squareform(pdist(xy))).tocoo()
+        lines = [LineString([(towns["lon"].iat[i], towns["lat"].iat[i]),
+                             (towns["lon"].iat[j], towns["lat"].iat[j])])
+                 for i, j in zip(mst.row, mst.col, strict=True)]
+    return gpd.GeoDataFrame({"class": [ROAD_CLASS] * len(lines)}, geometry=lines, crs=WGS84)
 
 
-def friction_surface(area: DemoArea, rng: np.random.Generator) -> np.ndarray:
-    """Return the synthetic friction surface (float32, min/m; nodata off land).
-
-    Parameters
-    ----------
-    area
-        The study area (grid, population, towns, land mask).
-    rng
-        Random generator for the terrain noise.
-
-    Returns
-    -------
-    numpy.ndarray
-        Grid-shaped float32 array in minutes per metre; ``FRICTION_NODATA`` off land.
-    """
+def demo_speed_classes(area: DemoArea, rng: np.random.Generator) -> np.ndarray:
+    """Return the synthetic land-cover speed classes (code = km/h x 10; 0 = barrier)."""
     dy, dx = pixel_size_m(area)
     terrain = ndimage.gaussian_filter(rng.standard_normal(area.shape), sigma=6.0)
     terrain = (terrain - terrain.min()) / max(float(np.ptp(terrain)), 1e-12)
@@ -85,8 +92,6 @@ def friction_surface(area: DemoArea, rng: np.random.Generator) -> np.ndarray:
     pop = ndimage.gaussian_filter(area.population.astype(np.float64), sigma=1.0)
     level = np.clip(np.log10(1.0 + pop) / np.log10(1.0 + 3000.0), 0.0, 1.0)
     speed = np.maximum(speed, 3.0 + 42.0 * level**1.6)
-
-    speed[_road_mask(area)] = np.maximum(speed[_road_mask(area)], 35.0)
 
     towns = area.towns
     if len(towns):
@@ -100,11 +105,56 @@ def friction_surface(area: DemoArea, rng: np.random.Generator) -> np.ndarray:
             dist_km = ndimage.distance_transform_edt(seed, sampling=(dy, dx)) / 1000.0
             town_speed = 50.0 * np.exp(-np.maximum(dist_km - radius_km, 0.0) / 4.0)
             speed = np.maximum(speed, town_speed)
+    codes = np.rint(np.clip(speed, 3.0, 50.0) * 10).astype(np.int32)
+    codes[~area.land] = 0
+    return codes
 
-    friction = np.clip(0.06 / speed, FRICTION_MIN, FRICTION_MAX).astype(np.float32)
-    friction[~area.land] = FRICTION_NODATA
-    logger.info("friction surface: %d land pixels, %.4f-%.4f min/m", int(area.land.sum()),
-                float(friction[area.land].min()), float(friction[area.land].max()))
+
+def demo_speed_table(codes: np.ndarray) -> SpeedTable:
+    """Return the speed table of the demo's layers (classes present in ``codes`` only)."""
+    landcover: dict[str, float | None] = {str(c): c / 10 for c in np.unique(codes) if c > 0}
+    landcover["0"] = None
+    return SpeedTable(roads={ROAD_CLASS: {"walking": 5.0, "motorised": ROAD_KMH}},
+                      boat_kmh=BOAT_KMH, landcover=landcover, source="demo")
+
+
+def friction_surface(area: DemoArea, rng: np.random.Generator) -> np.ndarray:
+    """Return the demo friction surface (float32, min/m; nodata off land).
+
+    Built by :func:`kantong.engine.build.friction.build_friction` (``kantong friction``'s
+    engine) on the demo's 1 km grid from the real rivers, the synthetic roads and the
+    synthetic land-cover speed classes (see the module docstring).
+
+    Parameters
+    ----------
+    area
+        The study area (grid, population, towns, land mask).
+    rng
+        Random generator for the terrain noise.
+
+    Returns
+    -------
+    numpy.ndarray
+        Grid-shaped float32 array in minutes per metre; ``FRICTION_NODATA`` off land.
+    """
+    codes = demo_speed_classes(area, rng)
+    grid = TargetGrid(CRS.from_user_input(area.crs), area.transform, area.shape)
+    rivers = gpd.read_file(datapaths.data_file(datapaths.CONTEXT_RIVERS), engine="pyogrio")
+    with tempfile.TemporaryDirectory() as tmp:
+        landcover = Path(tmp) / "landcover_demo.tif"
+        with rasterio.open(landcover, "w", driver="GTiff", width=area.shape[1],
+                           height=area.shape[0], count=1, dtype="int32", crs=area.crs,
+                           transform=area.transform) as dst:
+            dst.write(codes, 1)
+        friction, info = build_friction(grid, table=demo_speed_table(codes), mode="mixed",
+                                        roads=demo_roads(area), rivers=rivers,
+                                        landcover=str(landcover))
+    friction = np.where(np.isfinite(friction) & area.land, friction,
+                        FRICTION_NODATA).astype(np.float32)
+    logger.info("friction surface: %d land pixels, %d road and %d river pixels, "
+                "%.4f-%.4f min/m", int(area.land.sum()), info["pixels"]["road"],
+                info["pixels"]["navigable_river"], float(friction[area.land].min()),
+                float(friction[area.land].max()))
     return friction
 
 
@@ -131,8 +181,9 @@ def travel_minutes(area: DemoArea, friction: np.ndarray, lon: np.ndarray,
     starts = sorted(set(zip(row[keep].tolist(), col[keep].tolist(), strict=True)))
     if not starts:
         return np.full(area.shape, UNREACHABLE_MINUTES)
-    costs = np.where(friction > 0, friction, -1.0).astype(np.float64)
-    mcp = MCP_Geometric(costs, sampling=pixel_size_m(area))
-    minutes, _ = mcp.find_costs(starts)
+    dy, dx = pixel_size_m(area)
+    grid = FrictionGrid(np.where(friction > 0, friction, np.nan), dy=dy, dx=dx)
+    rows, cols = (np.array(a) for a in zip(*starts, strict=True))
+    minutes = grid.costs((rows, cols)).astype(np.float64)
     return np.where(np.isfinite(minutes), np.minimum(minutes, UNREACHABLE_MINUTES),
                     UNREACHABLE_MINUTES)
