@@ -15,8 +15,9 @@ to isolated outlier cells:
 4. **Significance.** The cells' (households, capped count) pairs are permuted over the grid
    ``permutations`` times; each permutation's largest window LLR gives the null
    distribution of the maximum, to which a Gumbel distribution is fitted (Abrams, Kleinman
-   & Kulldorff 2010). A window's p-value is the Gumbel tail at its LLR: it is adjusted for
-   every window tested (family-wise), and permutation keeps it valid when the rates are
+   & Kulldorff 2010). A window's p-value is the Gumbel tail at its LLR, never below the
+   share of permutations that reached it: it is adjusted for every window tested
+   (family-wise), and permutation keeps it valid when the rates are
    over-dispersed (isolated spikes are permuted too).
 5. **Clusters.** Significant windows are taken in order of LLR, skipping any that overlaps
    an already chosen one (SaTScan's secondary clusters without geographical overlap). The
@@ -40,7 +41,8 @@ import pyarrow as pa
 import scipy.sparse as sp
 from scipy import stats
 
-__all__ = ["ScanResult", "cap_counts", "disk_distances", "gumbel_sf", "poisson_llr", "scan_windows"]
+__all__ = ["ScanResult", "cap_counts", "disk_distances", "gumbel_sf", "poisson_llr",
+           "scan_p_value", "scan_windows"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +77,8 @@ class ScanResult:
     capped: np.ndarray
 
     def p_value(self, llr: np.ndarray | float) -> np.ndarray:
-        """Return the family-wise p-value of LLR values (Gumbel tail of :attr:`null_max`)."""
-        return gumbel_sf(llr, self.null_max)
+        """Return the family-wise p-value of LLR values (see :func:`scan_p_value`)."""
+        return scan_p_value(llr, self.null_max)
 
 
 def disk_distances(cells: np.ndarray, max_k: int) -> sp.csr_matrix:
@@ -149,7 +151,27 @@ def cap_counts(households: np.ndarray, extreme: np.ndarray, quantile: float) -> 
     if not 0.0 < quantile < 1.0 or hh.sum() <= 0:
         return ex
     rate = ex.sum() / hh.sum()
-    return np.minimum(ex, stats.binom.ppf(quantile, hh.astype("int64"), rate))
+    trials = np.ceil(hh).astype("int64")  # expected (fractional) counts: never cap below them
+    return np.minimum(ex, stats.binom.ppf(quantile, trials, rate))
+
+
+def scan_p_value(llr: np.ndarray | float, null_max: np.ndarray) -> np.ndarray:
+    """Family-wise p-value of window LLRs against the permutation maxima ``null_max``.
+
+    The Gumbel tail fitted to the maxima (smooth, and finer than ``1 / (R + 1)``), but never
+    below the share of permutations whose maximum reached the LLR: the fit cannot claim more
+    than the permutations showed.
+
+    Examples
+    --------
+    >>> null = np.array([1.0, 2.0, 3.0, 4.0])
+    >>> scan_p_value(np.array([2.5]), null).item() >= 2 / 5
+    True
+    """
+    x = np.asarray(llr, dtype="float64")
+    ordered = np.sort(np.asarray(null_max, dtype="float64"))
+    reached = len(ordered) - np.searchsorted(ordered, x, side="left")
+    return np.maximum(gumbel_sf(x, ordered), reached / (len(ordered) + 1))
 
 
 def _rings(dist: sp.csr_matrix, max_k: int) -> list[sp.csr_matrix]:
@@ -245,7 +267,7 @@ def scan_windows(cells: pd.DataFrame, ids: np.ndarray, *, max_k: int = 5,
         b = min(_BLOCK, permutations - start)
         perm = rng.permuted(np.tile(np.arange(n), (b, 1)), axis=1).T  # (n, b)
         null_max[start:start + b] = _max_llr(rings, hh32[perm], ex32[perm], rate, total_e)
-    p = gumbel_sf(llr, null_max)
+    p = scan_p_value(llr, null_max)
     hot, window_of_cell, windows = _choose(dist, llr, p, win_h, win_e, alpha)
     logger.info("scan: %d windows of radius 1-%d on %d cells, %d permutations; null max LLR "
                 "mean %.1f; %d significant non-overlapping windows at alpha %.3g",

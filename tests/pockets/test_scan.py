@@ -19,6 +19,7 @@ from kantong.engine.pockets.scan import (
     disk_distances,
     gumbel_sf,
     poisson_llr,
+    scan_p_value,
     scan_windows,
 )
 
@@ -70,6 +71,27 @@ def test_cap_counts_is_the_binomial_quantile():
     assert capped[0] == stats.binom.ppf(0.99, 10, rate) < 10
     assert capped[1] == 0 and capped[2] == 5 and capped[3] == 0
     np.testing.assert_array_equal(cap_counts(hh, ex, 0.0), ex)
+
+
+def test_cap_of_fractional_households_rounds_the_trials_up():
+    hh = np.array([0.4, 4.2, 20.0])  # households spread over cells by village (expected counts)
+    ex = np.array([0.4, 3.0, 1.0])
+    rate = ex.sum() / hh.sum()
+    capped = cap_counts(hh, ex, 0.99)
+    assert capped[0] == 0.4  # one trial: the cap is >= 1, nothing removed
+    assert capped[1] == min(3.0, stats.binom.ppf(0.99, 5, rate))
+
+
+def test_scan_p_value_is_gumbel_but_never_below_the_permutations():
+    null = np.random.default_rng(2).gumbel(10.0, 2.0, 99)
+    x = np.array([5.0, 12.0, 30.0])
+    p = scan_p_value(x, null)
+    reached = np.array([(null >= v).sum() for v in x]) / 100
+    np.testing.assert_allclose(p, np.maximum(gumbel_sf(x, null), reached))
+    assert p[2] < 0.01 and p[0] >= reached[0]
+    # a degenerate null (every permutation has the same maximum) never makes tiny p-values
+    flat = np.full(19, 3.0)
+    assert scan_p_value(np.array([3.0]), flat)[0] >= 0.95
 
 
 def test_chosen_windows_are_disks_with_exact_sums_and_no_overlap():
