@@ -172,7 +172,7 @@ def provenance(published: PublishedRun, *, layer: str, resolution: int | None = 
     }
     if manifest.get("synthetic"):
         record["synthetic"] = SYNTHETIC_LABEL
-    record["location_precision"] = precision_of_manifest(manifest)
+    record["household_location"] = precision_of_manifest(manifest)  # issue 19
     return json.loads(json.dumps(record, default=str))
 
 

@@ -90,7 +90,7 @@ def test_api_and_viewer_state_the_location_precision(built):
 
     app = create_app({"RUN_DIR": str(built["runs"]["coded"]), "TESTING": True})
     client = app.test_client()
-    record = client.get("/api/run").get_json()["location_precision"]
+    record = client.get("/api/run").get_json()["household_location"]
     assert record["share_by_village"] == 1.0 and record["counts"] == "expected"
     page = client.get("/?lang=en").get_data(as_text=True)
     assert "located: 0% by coordinates, 100% by village code only" in page

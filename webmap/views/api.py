@@ -103,8 +103,9 @@ def run_info() -> Response:
         "created": run.manifest.get("created"),
         "engine_version": run.manifest.get("engine_version"),
         "synthetic": bool(run.manifest.get("synthetic", False)),
-        # share located by coordinates vs by village code only (issue 19)
-        "location_precision": precision_of_manifest(run.manifest),
+        # share located by coordinates vs by village code only (issue 19); not named
+        # after the household column location_precision, which never leaves the engine
+        "household_location": precision_of_manifest(run.manifest),
         "resolutions": list(run.resolutions),
         "base_resolution": run.base_resolution,
         "min_households": run.min_households,
