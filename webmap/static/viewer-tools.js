@@ -367,11 +367,12 @@
     }
     /* existing facilities (public infrastructure points) from /api/facilities */
     if (urls.facilities && config.facilityCount > 0) {
+      var facilityCanvas = L.canvas({ padding: 0.3 });  /* thousands of points: one canvas */
       layers.facilities = lazyOverlay(L.geoJSON(null, {
         pointToLayer: function (f, latlng) {
           return L.circleMarker(latlng, { radius: 4.5, color: "#1b1b1b", weight: 1.5,
                                           fillColor: "#ffffff", fillOpacity: 1,
-                                          className: "kantong-facility",
+                                          renderer: facilityCanvas,
                                           bubblingMouseEvents: false });
         },
         onEachFeature: function (f, l) {
