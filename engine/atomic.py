@@ -349,25 +349,25 @@ def _within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
-def _check_inputs(out: Path, inputs: Iterable[str | os.PathLike[str] | None], *, flag: str
-                  ) -> None:
+def _check_inputs(out: Path, inputs: Iterable[str | os.PathLike[str] | None], *, flag: str,
+                  what: str = "input") -> None:
     target = _resolved(out)
     for item in inputs:
         if item is None or "://" in str(item) or any(c in str(item) for c in "*?["):
             continue
         inp = _resolved(item)
         if _within(inp, target):
-            raise InputError(f"{out}: {flag} holds the input {item}; refusing to replace it "
+            raise InputError(f"{out}: {flag} holds the {what} {item}; refusing to replace it "
                              "(choose another " + flag + ")")
         if _within(target, inp):
-            raise InputError(f"{out}: {flag} lies inside the input {item}; refusing to write "
+            raise InputError(f"{out}: {flag} lies inside the {what} {item}; refusing to write "
                              "there (choose another " + flag + ")")
 
 
 def claim_dir(out: str | os.PathLike[str], *, command: str, marker: str,
               recognise: Callable[[Path], bool],
-              inputs: Iterable[str | os.PathLike[str] | None] = (), flag: str = "--out"
-              ) -> None:
+              inputs: Iterable[str | os.PathLike[str] | None] = (), flag: str = "--out",
+              what: str = "input") -> None:
     """Check that ``command`` may replace the directory ``out`` (else ``InputError``).
 
     ``out`` may be absent, empty, or a previous output of the same command: its ``marker``
@@ -389,11 +389,13 @@ def claim_dir(out: str | os.PathLike[str], *, command: str, marker: str,
         Input paths of this invocation (``None`` and URLs/globs are skipped).
     flag
         Option name for messages.
+    what
+        What the inputs are, for messages (``run directory``).
     """
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise InputError(f"{out}: {flag} exists and is not a directory; refusing to replace it")
-    _check_inputs(path, inputs, flag=flag)
+    _check_inputs(path, inputs, flag=flag, what=what)
     if not path.exists():
         return
     cleanup(path)

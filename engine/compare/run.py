@@ -421,7 +421,7 @@ def _previous_comparison(out: Path) -> bool:
 
 def _check_out_dir(out: Path, comparison: Comparison) -> None:
     claim_dir(out, command="compare", marker=COMPARE_JSON, recognise=_previous_comparison,
-              inputs=comparison.run_dirs)
+              inputs=comparison.run_dirs, what="run directory")
 
 
 __all__ = ["CHANGE_THRESHOLD", "MIN_OVERLAP", "PRESENCE", "STATUSES", "STATUS_COLORS", "Comparison",

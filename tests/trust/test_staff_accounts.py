@@ -161,3 +161,13 @@ def test_users_command(tmp_path: Path, web_run: Path) -> None:
                                  "--role", "admin", "--password-stdin", input_=PASSWORD + "\n"))
     assert invoke("users", "remove", "ani", "--users", users).exit_code == 0
     assert list_users(users) == []
+
+
+def test_tile_urls_come_from_the_configured_base_never_the_host(web_run: Path) -> None:
+    app = create_app({"TESTING": True, "RUN_DIR": str(web_run), "MIN_HOUSEHOLDS": PUBLIC_K,
+                      "PUBLIC_URL": "https://kantong.example.go.id/"})
+    client = app.test_client()
+    doc = client.get("/tiles/cells.json", base_url="http://evil.example").json
+    assert doc["tiles"] == ["https://kantong.example.go.id/tiles/cells/{z}/{x}/{y}.pbf"]
+    layers = client.get("/api/indicators", base_url="http://evil.example").json
+    assert all(x["tiles"].startswith("https://kantong.example.go.id/tiles/") for x in layers)

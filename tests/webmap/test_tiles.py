@@ -170,7 +170,7 @@ def test_mvt_rollup_and_empty(client, run):
 def test_tilejson(client, run):
     doc = client.get("/tiles/cells.json").json
     assert doc["tilejson"] == "3.0.0"
-    assert doc["tiles"] == ["http://localhost/tiles/cells/{z}/{x}/{y}.pbf"]
+    assert doc["tiles"] == ["/tiles/cells/{z}/{x}/{y}.pbf"]  # root-relative, no Host
     assert 0 <= doc["minzoom"] <= doc["maxzoom"] <= 22
     w, s, e, n = doc["bounds"]
     cells = run.cells()
@@ -181,8 +181,11 @@ def test_tilejson(client, run):
     (layer,) = doc["vector_layers"]
     assert layer["id"] == "cells"
     assert layer["fields"]["h3"] == "String" and layer["fields"]["priority"] == "Number"
-    raster = client.get("/tiles/priority.json", base_url="http://maps.example:8080").json
-    assert raster["tiles"] == ["http://maps.example:8080/tiles/priority/{z}/{x}/{y}.png"]
+    # a forged Host never reaches the (publicly cached) document
+    raster = client.get("/tiles/priority.json", base_url="http://evil.example:8080").json
+    assert raster["tiles"] == ["/tiles/priority/{z}/{x}/{y}.png"]
+    assert "evil.example" not in json.dumps(
+        client.get("/api/indicators", base_url="http://evil.example").json)
     assert raster["tileSize"] == 256 and "vector_layers" not in raster
     assert client.get("/tiles/nothing.json").status_code == 404
     meta = client.get("/tiles/cells/metadata.json").json  # for GDAL's MVT driver
