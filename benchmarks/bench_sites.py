@@ -12,6 +12,12 @@
    on 10 candidates and extrapolated).
 3. The whole `kantong sites --method greedy|exact` on the run (1,000 shortlisted default
    candidates, --max-minutes 60, puskesmas, K = 25), as a subprocess (start-up included).
+4. The other objectives against spopt (PuLP + CBC) on identical cost matrices (uniform
+   points, 10 km square): LSCP (fewest sites), p-median (least total travel, K = 5) and
+   p-center (shortest longest trip, K = 5): kantong's exact HiGHS models and heuristics;
+   the objectives must agree with spopt's (asserted) and the times are compared.
+5. `kantong sites --objective min-travel --count 10` (and min-sites, min-max-travel,
+   capacity) on the run as subprocesses; min-travel must finish within 30 s (asserted).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from kantong.engine.sites import lscp, pcenter, pmedian
 from kantong.engine.sites.coverage import FrictionSurface, travel_coverage
 from kantong.engine.sites.solvers import exact_cover, greedy_cover
 
@@ -187,6 +194,97 @@ def bench_command(run: Path, time_limit: float) -> None:
                   f"{meta['parameters']['candidates_considered']}")
 
 
+def _spopt_objective(build, time_limit: float) -> tuple[float, float]:
+    """Build and solve a spopt model with CBC; return (seconds, objective)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pulp
+        t = time.perf_counter()
+        try:
+            model = build().solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
+        except RuntimeError:  # spopt raises when CBC stops at its time limit
+            return time.perf_counter() - t, float("nan")
+        return time.perf_counter() - t, float(pulp.value(model.problem.objective))
+
+
+def bench_objectives(skip_spopt: bool, time_limit: float) -> None:
+    print("\n== 4. min-sites (LSCP), min-travel (p-median), min-max-travel (p-center) vs spopt ==")
+    print(f"{'model':>10} {'size':>9} | {'exact s':>8} {'objective':>12} | {'heur s':>7} "
+          f"{'objective':>12} {'bound':>12} | {'spopt s':>8} {'objective':>12} | agree")
+    for n_d, n_c in ((200, 50), (400, 100)):
+        _objective_instance(n_d, n_c, skip_spopt, time_limit)
+
+
+def _objective_instance(n_d: int, n_c: int, skip_spopt: bool, time_limit: float) -> None:
+    """Compare the three models with spopt on one uniform instance (asserting agreement)."""
+    from spopt.locate import LSCP, PCenter, PMedian
+
+    rng = np.random.default_rng(n_d)
+    d, c = rng.uniform(0, 10, (n_d, 2)), rng.uniform(0, 10, (n_c, 2))
+    dist = np.sqrt(((d[:, None] - c[None]) ** 2).sum(-1))
+    w = rng.integers(1, 9, n_d).astype(float)
+    radius = max(1.5, float(dist.min(axis=1).max()))
+    cover = sparse.csr_matrix(dist.T <= radius)
+    times = sparse.csr_matrix(dist.T)
+    base = np.full(n_d, dist.max() + 1.0)
+    rows = (
+        ("LSCP", lambda: lscp.exact_min_sites(cover, w),
+         lambda: lscp.greedy_min_sites(cover, w),
+         lambda: LSCP.from_cost_matrix(dist, radius)),
+        ("p-median", lambda: pmedian.exact_min_travel(times, w, base, k=5),
+         lambda: pmedian.greedy_min_travel(times, w, base, k=5, lp_time_limit=10),
+         lambda: PMedian.from_cost_matrix(dist, w, 5)),
+        ("p-center", lambda: pcenter.exact_min_max_travel(times, w, base, k=5),
+         lambda: pcenter.greedy_min_max_travel(times, w, base, k=5),
+         lambda: PCenter.from_cost_matrix(dist, 5)),
+    )
+    for name, exact, heur, build in rows:
+        te, e = _best(exact, 1)
+        th, h = _best(heur, 1)
+        sp = f"{'-':>8} {'-':>12} | -"
+        if not skip_spopt:
+            ts, obj = _spopt_objective(build, time_limit)
+            if obj != obj:
+                sp = f"{ts:8.2f} {'unsolved':>12} | spopt/CBC not solved in {time_limit:g} s"
+            else:
+                agree = abs(obj - e.objective) <= 1e-6 * max(1.0, abs(obj))
+                assert agree, f"{name} {n_d}x{n_c}: kantong {e.objective} != spopt {obj}"
+                sp = f"{ts:8.2f} {obj:12.3f} | yes (spopt/exact time {ts / te:.1f}x)"
+        print(f"{name:>10} {n_d:>4}x{n_c:<4} | {te:8.3f} {e.objective:12.3f} | {th:7.3f} "
+              f"{h.objective:12.3f} {h.bound:12.3f} | {sp}", flush=True)
+
+
+def bench_objective_commands(run: Path) -> None:
+    print(f"\n== 5. kantong sites objectives on {run} (puskesmas) ==")
+    cases = (("min-travel", ["--objective", "min-travel", "--count", "10"], 30.0),
+             ("min-max-travel", ["--objective", "min-max-travel", "--count", "10"], None),
+             ("min-sites", ["--objective", "min-sites", "--max-minutes", "60",
+                            "--regency", "6111"], None),
+             ("capacity", ["--count", "10", "--max-minutes", "60", "--capacity", "15000"],
+              None))
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, extra, limit in cases:
+            out = Path(tmp) / f"{label}.geojson"
+            cmd = ["kantong", "sites", "--run", str(run), "--type", "puskesmas", *extra,
+                   "--out", str(out)]
+            t = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            wall = time.perf_counter() - t
+            if proc.returncode:
+                print(proc.stdout, proc.stderr)
+                raise SystemExit(f"{label}: kantong sites failed")
+            meta = json.loads(out.with_suffix(".json").read_text())
+            r, tot = meta["result"], meta["totals"]
+            gap = "n/a" if r["gap"] is None else f"{100 * r['gap']:.2f}%"
+            facts = {k: round(v, 1) for k, v in tot.items() if isinstance(v, float)}
+            print(f"{label:>15}: wall {wall:5.1f} s (in-process {meta['timings_s']['total']:.1f}"
+                  f" s; stages {meta['timings_s']}) {r['method']} {r['status']} objective "
+                  f"{r['objective']:,.1f} gap {gap}; {len(json.loads(out.read_text())['features'])}"
+                  f" sites; {facts}", flush=True)
+            if limit is not None:
+                assert wall <= limit, f"{label} took {wall:.1f} s (limit {limit:.0f} s)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=Path("/tmp/run61"))
@@ -194,15 +292,21 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=60.0,
                     help="seconds for HiGHS and for CBC (spopt)")
+    ap.add_argument("--only-objectives", action="store_true",
+                    help="run sections 4 and 5 only")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}", flush=True)
-    bench_selection(args.repeat, args.skip_spopt, args.time_limit)
+    if not args.only_objectives:
+        bench_selection(args.repeat, args.skip_spopt, args.time_limit)
+    bench_objectives(args.skip_spopt, args.time_limit)
     if (args.run / "cells.parquet").exists() and (args.run / "friction.tif").exists():
-        cov, cells = bench_coverage(args.run)
-        bench_real_selection(cov, cells, args.repeat, args.skip_spopt, args.time_limit)
-        bench_command(args.run, args.time_limit)
+        if not args.only_objectives:
+            cov, cells = bench_coverage(args.run)
+            bench_real_selection(cov, cells, args.repeat, args.skip_spopt, args.time_limit)
+            bench_command(args.run, args.time_limit)
+        bench_objective_commands(args.run)
     else:
-        print(f"\n(no run with a friction surface at {args.run}: sections 2-3 skipped)")
+        print(f"\n(no run with a friction surface at {args.run}: sections 2, 3, 5 skipped)")
 
 
 if __name__ == "__main__":
