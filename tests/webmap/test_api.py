@@ -78,12 +78,11 @@ def test_sites_geojson_withholds_small_counts(client):
     assert all(f["geometry"]["type"] == "Point" for f in feats)
 
 
-def test_sites_empty_collection(tmp_path, web_run):
-    import shutil
+def test_sites_empty_collection(tmp_path):
+    from factories import make_run
 
     run = tmp_path / "nosites"
-    shutil.copytree(web_run, run)
-    shutil.rmtree(run / "sites")
+    make_run(run, seed=0)  # a sealed run where `kantong sites` was never run
     client = create_app({"TESTING": True, "RUN_DIR": str(run)}).test_client()
     assert client.get("/api/sites").json == {"type": "FeatureCollection", "features": []}
     resp = client.get("/download/sites.geojson")

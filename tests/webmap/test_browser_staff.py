@@ -205,6 +205,30 @@ def test_indonesian_first_inspect_search_gzip_axe(desktop: webdriver.Chrome, ser
                and not e["name"].startswith("data:")]
     assert not foreign, f"requests left the app: {foreign}"
 
+    # --- existing facilities: loaded on demand from /api/facilities, all of them drawn
+    facilities = run.facilities()
+    drv.execute_script("const api = window.kantongViewerApi;"
+                       "api.map.addLayer(api.layers.facilities);")
+    wait(drv, "return window.kantongViewerApi.layers.facilities.getLayers().length ==="
+              " arguments[0];", "facilities not drawn", len(facilities))
+
+    # --- print: title, legend, scale, date, run and source; no other control
+    drv.execute_script("window.dispatchEvent(new Event('beforeprint'));")
+    drv.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        info = drv.find_element(By.ID, "kantong-print-info").text
+        assert run.run_id in info and "Dicetak" in info and "BPS 2020" in info
+        for hidden in (".leaflet-control-zoom", ".leaflet-control-layers", "#kantong-panel-body",
+                       "#kantong-lang"):
+            assert not drv.find_element(By.CSS_SELECTOR, hidden).is_displayed(), hidden
+        for shown in ("#kantong-panel h1", "#kantong-legend", ".leaflet-control-scale"):
+            assert drv.find_element(By.CSS_SELECTOR, shown).is_displayed(), shown
+        assert drv.execute_script("return document.getElementById('kantong-legend-details')"
+                                  ".open;")
+    finally:
+        drv.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        drv.execute_script("window.dispatchEvent(new Event('afterprint'));")
+
     # --- accessibility: axe-core, no serious or critical violation (page and open popup)
     bad = axe_violations(drv)
     assert not bad, json.dumps(bad, indent=1)

@@ -352,6 +352,48 @@
     }
 
     /* ---- layers loaded on demand ---------------------------------------------------- */
+    /* Text labels never overlap: a label over a control, a regency name or an earlier label
+       (the lists come most important first) is hidden until there is room for it. */
+    function boxOf(node) {
+      if (!node || !node.getClientRects().length) { return null; }
+      var r = node.getBoundingClientRect();
+      return r.width && r.height ? r : null;
+    }
+    function clash(a, b) {
+      return a.left < b.right + 2 && b.left < a.right + 2 && a.top < b.bottom + 2 &&
+        b.top < a.bottom + 2;
+    }
+    function declutter(markers, taken) {
+      markers.forEach(function (marker) {
+        var icon = marker.getElement();
+        if (!icon) { return; }
+        icon.style.visibility = "";
+        var r = boxOf(icon.firstChild || icon);
+        if (!r) { return; }
+        var hide = taken.some(function (t) { return clash(r, t); });
+        icon.style.visibility = hide ? "hidden" : "";
+        if (!hide) { taken.push(r); }
+        if (marker.dot) { marker.dot.setStyle({ opacity: hide ? 0 : 1, fillOpacity: hide ? 0 : 1 }); }
+      });
+      return taken;
+    }
+    function fixedBoxes() {
+      var out = [];
+      Array.prototype.forEach.call(container.querySelectorAll(
+        ".leaflet-control, .kantong-regency-label > div"), function (node) {
+        if (node.closest(".kantong-regency-label") &&
+            node.parentNode.style.visibility === "hidden") { return; }
+        var r = boxOf(node);
+        if (r) { out.push(r); }
+      });
+      return out;
+    }
+    var placeLabels = [];
+    var villageLabels = [];
+    function declutterAll() {
+      var taken = declutter(placeLabels, fixedBoxes());
+      declutter(villageLabels, taken);
+    }
     function lazyOverlay(layer, url, label, show, onData) {
       var loaded = false;
       function load() {
@@ -399,13 +441,18 @@
                                 interactive: false }).addTo(context);
         (doc.places.features || []).forEach(function (f) {
           var c = f.geometry.coordinates;
-          L.circleMarker([c[1], c[0]], { radius: 2.5, color: "#333", weight: 1, fillColor: "#333",
-                                         fillOpacity: 1, interactive: false }).addTo(context);
-          L.marker([c[1], c[0]], { interactive: false, keyboard: false, icon: L.divIcon({
-            className: "kantong-place-label", html: el("div", null, f.properties.name),
-            iconSize: null }) }).addTo(context);
+          var label = L.marker([c[1], c[0]], { interactive: false, keyboard: false,
+            icon: L.divIcon({ className: "kantong-place-label",
+                              html: el("div", null, f.properties.name), iconSize: null })
+          }).addTo(context);
+          label.dot = L.circleMarker([c[1], c[0]], { radius: 2.5, color: "#333", weight: 1,
+                                                     fillColor: "#333", fillOpacity: 1,
+                                                     interactive: false }).addTo(context);
+          placeLabels.push(label);
         });
+        declutterAll();
       });
+      map.on("moveend overlayadd", declutterAll);
     }
     /* kecamatan boundaries from zoom 9, village names from zoom 12 (only those in view) */
     if (urls.districts) {
@@ -424,17 +471,19 @@
       var villagePoints = null;
       var drawVillages = function () {
         villages.clearLayers();
+        villageLabels = [];
         if (!villagePoints || map.getZoom() < 12) { return; }
         var view = map.getBounds();
         var shown = 0;
         villagePoints.some(function (v) {
           if (!view.contains([v[1], v[0]])) { return false; }
-          L.marker([v[1], v[0]], { interactive: false, keyboard: false, icon: L.divIcon({
-            className: "kantong-village-label", html: el("div", null, v[2]), iconSize: null }) })
-            .addTo(villages);
+          villageLabels.push(L.marker([v[1], v[0]], { interactive: false, keyboard: false,
+            icon: L.divIcon({ className: "kantong-village-label", html: el("div", null, v[2]),
+                              iconSize: null }) }).addTo(villages));
           shown += 1;
           return shown >= 250;
         });
+        declutterAll();
       };
       lazyOverlay(villages, urls.villages, msg("layer_villages"), true, function (doc) {
         villagePoints = doc.villages;
