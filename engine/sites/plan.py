@@ -210,7 +210,7 @@ def plan_budget(run_dir: str | Path, costs: PlanCosts, *, budget: float | None =
     }
     with timer("write"):
         if folder is None:  # inside the run: update it as one unit, resealed
-            with update_run(run_dir, trust=True, output_of="plan") as tmp:
+            with update_run(run_dir, verify=False, output_of="plan") as tmp:
                 paths = _write(tmp, tmp / PLAN_DIR, table, regencies, sites, metadata, timer,
                                shown=run_dir / PLAN_DIR)
             paths = {k: run_dir / PLAN_DIR / p.name for k, p in paths.items()}
