@@ -1,0 +1,101 @@
+"""Derived values of rollup cells from the published base cells only (docs/privacy.md).
+
+Expected values from a plain pandas groupby over the published base cells: household-
+weighted means and sums over the cells that have a value, missing when none has.
+"""
+
+from __future__ import annotations
+
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+
+from kantong.engine.publish import privacy
+
+K = 10
+
+
+def _base() -> tuple[dict[int, pd.DataFrame], pd.DataFrame]:
+    origin = h3.latlng_to_cell(0.05, 110.75, 7)
+    parents = sorted(h3.grid_disk(origin, 1))[:3]
+    families = [[3, 20, 25, 30], [12, 40], [15, 16, 17]]
+    rows = []
+    for p, fam in zip(parents, families, strict=True):
+        kids = sorted(h3.cell_to_children(p, 8))[:len(fam)]
+        rows += [{"h3": c, "households": n, "parent": p} for c, n in zip(kids, fam, strict=True)]
+    base = pd.DataFrame(rows)
+    base["regency_code"] = "6105"
+    base["travel_min_x"] = [10.0, 20.0, np.nan, 40.0, 5.0, 7.0, np.nan, np.nan, np.nan]
+    base["population"] = [100.0, np.nan, 30.0, 50.0, 8.0, np.nan, np.nan, np.nan, np.nan]
+    top = base.groupby("parent", as_index=False)["households"].sum().rename(
+        columns={"parent": "h3"})
+    return {7: top, 8: base.drop(columns="parent")}, base
+
+
+def test_rollup_values_from_published_cells_only():
+    levels, base = _base()
+    plan = privacy.plan_suppression(levels, min_households=K)
+    status = plan.status[8]
+    # 3 is small and 20 its complementary sibling: both withheld
+    assert status.tolist() == ["small", "complementary", "published", "published",
+                               "published", "published", "published", "published", "published"]
+    got = privacy.published_rollup_values(levels[8], plan, 7, means=("travel_min_x",),
+                                          sums=("population",))
+    pub = base[status.to_numpy() == privacy.PUBLISHED]
+    ok = pub["travel_min_x"].notna()
+    w = pub["households"].where(ok)
+    mean = (pub["travel_min_x"] * w).groupby(pub["parent"]).sum(min_count=1) / \
+        w.groupby(pub["parent"]).sum(min_count=1)
+    total = pub["population"].groupby(pub["parent"]).sum(min_count=1)
+    assert sorted(got.index) == sorted(pub["parent"].unique())
+    np.testing.assert_allclose(got.loc[mean.index, "travel_min_x"], mean, rtol=1e-12)
+    np.testing.assert_allclose(got.loc[total.index, "population"], total, rtol=1e-12)
+    # by hand: parent 0 keeps 25 (no travel value, population 30) and 30 (40 min, 50)
+    p0, p1, p2 = sorted(base["parent"].unique())
+    assert got.loc[p0, "travel_min_x"] == 40.0 and got.loc[p0, "population"] == 80.0
+    assert got.loc[p1, "travel_min_x"] == pytest.approx((12 * 5 + 40 * 7) / 52)
+    assert got.loc[p1, "population"] == 8.0
+    # parent 2: no published child has a value: missing, not 0
+    assert np.isnan(got.loc[p2, "travel_min_x"]) and np.isnan(got.loc[p2, "population"])
+    assert list(got.columns) == ["travel_min_x", "population"]
+
+
+def test_plan_published_ids_and_withheld_count():
+    levels, base = _base()
+    plan = privacy.plan_suppression(levels, min_households=K)
+    assert plan.base_resolution == 8
+    assert sorted(plan.published_ids(8)) == sorted(base["h3"].iloc[2:])
+    assert plan.withheld_count(8) == 2 and plan.withheld_count(7) == 0
+    assert sorted(plan.published_ids(7)) == sorted(levels[7]["h3"])
+
+
+def test_pocket_totals_empty_results_keep_their_schema():
+    levels, _ = _base()
+    plan = privacy.plan_suppression(levels, min_households=K)
+    cols = ("households",)
+    for base in (levels[8],  # no pocket column at all
+                 levels[8].assign(pocket_id=pd.array([1, 1] + [pd.NA] * 7, dtype="Int64"))):
+        got = privacy.pocket_totals(base, plan, columns=cols)  # 2nd: only withheld cells
+        assert got.empty
+        assert list(got.columns) == ["households", "cells", "regency_code"]
+        assert got.index.name == "pocket_id" and got.index.dtype == np.int64
+
+
+def test_regency_of_remainders_only_counts_no_cell():
+    # regency 6105: one published family; regency 6106: two small parents (7 and 5
+    # households), released together as the regency's remainder (12 >= K over 4 cells)
+    origin = h3.latlng_to_cell(0.05, 110.75, 7)
+    parents = sorted(h3.grid_disk(origin, 1))[:3]
+    families = [([20, 30], "6105"), ([3, 4], "6106"), ([2, 3], "6106")]
+    rows = [{"h3": c, "households": n, "regency_code": code}
+            for p, (fam, code) in zip(parents, families, strict=True)
+            for c, n in zip(sorted(h3.cell_to_children(p, 8))[:len(fam)], fam, strict=True)]
+    base = pd.DataFrame(rows)
+    top = pd.DataFrame({"h3": parents, "households": [50, 7, 5]})
+    plan = privacy.plan_suppression({7: top, 8: base}, min_households=K)
+    assert plan.atoms["kind"].tolist() == ["cell", "cell"] + [privacy.ATOM_REMAINDER] * 4
+    totals = privacy.released_regency_totals(base, plan, columns=("households",))
+    assert totals.loc["6105", "households"] == 50 and totals.loc["6105", "cells"] == 2
+    assert totals.loc["6106", "households"] == 12 and totals.loc["6106", "cells"] == 0
+    assert totals["cells"].dtype == np.int64
