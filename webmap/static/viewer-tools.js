@@ -352,38 +352,15 @@
     }
 
     /* ---- layers loaded on demand ---------------------------------------------------- */
-    /* Text labels never overlap: a label over a control, a regency name or an earlier label
-       (the lists come most important first) is hidden until there is room for it. */
-    function boxOf(node) {
-      if (!node || !node.getClientRects().length) { return null; }
-      var r = node.getBoundingClientRect();
-      return r.width && r.height ? r : null;
-    }
-    function clash(a, b) {
-      return a.left < b.right + 2 && b.left < a.right + 2 && a.top < b.bottom + 2 &&
-        b.top < a.bottom + 2;
-    }
-    function declutter(markers, taken) {
-      markers.forEach(function (marker) {
-        var icon = marker.getElement();
-        if (!icon) { return; }
-        icon.style.visibility = "";
-        var r = boxOf(icon.firstChild || icon);
-        if (!r) { return; }
-        var hide = taken.some(function (t) { return clash(r, t); });
-        icon.style.visibility = hide ? "hidden" : "";
-        if (!hide) { taken.push(r); }
-        if (marker.dot) { marker.dot.setStyle({ opacity: hide ? 0 : 1, fillOpacity: hide ? 0 : 1 }); }
-      });
-      return taken;
-    }
+    /* Text labels never overlap: a town or village name over a control, a regency name or an
+       earlier label (the lists come most important first) is hidden until there is room. */
     function fixedBoxes() {
       var out = [];
       Array.prototype.forEach.call(container.querySelectorAll(
         ".leaflet-control, .kantong-regency-label > div"), function (node) {
         if (node.closest(".kantong-regency-label") &&
             node.parentNode.style.visibility === "hidden") { return; }
-        var r = boxOf(node);
+        var r = api.rectOf(node);
         if (r) { out.push(r); }
       });
       return out;
@@ -391,8 +368,8 @@
     var placeLabels = [];
     var villageLabels = [];
     function declutterAll() {
-      var taken = declutter(placeLabels, fixedBoxes());
-      declutter(villageLabels, taken);
+      var taken = api.declutter(placeLabels, fixedBoxes());
+      api.declutter(villageLabels, taken);
     }
     function lazyOverlay(layer, url, label, show, onData) {
       var loaded = false;

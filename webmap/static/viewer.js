@@ -191,6 +191,23 @@
       a.top < b.bottom + pad && b.top < a.bottom + pad;
   }
 
+  /* Hide each label (markers, most important first) that would overlap a box in `taken` or
+     an earlier label; a label's `dot` (a circle marker) follows it. Returns the boxes taken. */
+  function declutter(markers, taken) {
+    markers.forEach(function (marker) {
+      var icon = marker.getElement();
+      if (!icon) { return; }
+      icon.style.visibility = "";
+      var r = rectOf(icon.firstChild || icon);
+      if (!r) { return; }
+      var hide = taken.some(function (t) { return overlaps(r, t, 3); });
+      icon.style.visibility = hide ? "hidden" : "";
+      if (!hide) { taken.push(r); }
+      if (marker.dot) { marker.dot.setStyle({ opacity: hide ? 0 : 1, fillOpacity: hide ? 0 : 1 }); }
+    });
+    return taken;
+  }
+
   /* Keep the layer control (top right) clear of the bottom-right stack (legend, compare box)
      and, on a phone, of the panel (top left): lists scroll instead of overlapping. */
   function fitControls(map, legendBox) {
@@ -395,17 +412,7 @@
         var r = rectOf(c);
         if (r) { blockers.push(r); }
       });
-      var placed = [];
-      labelMarkers.forEach(function (marker) {
-        var icon = marker.getElement();
-        if (!icon) { return; }
-        icon.style.visibility = "";
-        var r = rectOf(icon.firstChild || icon);
-        if (!r) { return; }
-        var hidden = blockers.some(function (b) { return overlaps(r, b, 4); }) ||
-          placed.some(function (p) { return overlaps(r, p, 2); });
-        if (hidden) { icon.style.visibility = "hidden"; } else { placed.push(r); }
-      });
+      declutter(labelMarkers, blockers);
     }
     function toggleLabels() {
       var visible = map.hasLayer(outlines) && map.getZoom() >= (phone ? 6 : 7);
@@ -534,6 +541,7 @@
     var api = {
       map: map, config: config, layers: layers, state: state, msg: msg, el: el,
       numberText: numberText, closeOthers: closeOthers, relayout: relayout,
+      declutter: declutter, rectOf: rectOf,
       chooseRegency: chooseRegency, toLatLngBounds: toLatLngBounds, isPhone: function () {
         return document.documentElement.classList.contains("kantong-phone");
       }
