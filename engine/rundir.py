@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kantong.engine.atomic import atomic_dir, cleanup, write_json
-from kantong.engine.constants import MANIFEST_FILE
+from kantong.engine.constants import CELLS_FILE, MANIFEST_FILE
 from kantong.engine.errors import InputError, RunError, first_line
 
 _CHUNK = 1 << 20
@@ -310,6 +310,9 @@ def verify_run(run_dir: str | Path, *, trust: bool = False) -> dict[str, Any]:
         raise RunError(f"{run_dir}: run directory not found")
     cleanup(root.parent)
     cleanup(root)
+    if not (root / CELLS_FILE).exists() and not (root / MANIFEST_FILE).exists():
+        raise RunError(f"{root}: not a run directory ({CELLS_FILE} and {MANIFEST_FILE} missing; "
+                       "made by `kantong build`?)")
     manifest = read_manifest(root)
     if trust:
         logger.warning("%s: integrity check skipped (--trust-run)", root)

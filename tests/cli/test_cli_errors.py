@@ -127,7 +127,7 @@ CASES: list[Case] = [
        extra={"counts": "hh_utm"}),
     # ---- pockets -------------------------------------------------------------------------
     _c("pockets-not-a-run", "pockets --run {empty_dir}", ("cells.parquet", "missing")),
-    _c("pockets-corrupt-cells", "pockets --run {corrupt}", ("cells.parquet", "not a readable")),
+    _c("pockets-corrupt-cells", "pockets --run {corrupt}", ("cells.parquet", "tampered")),
     # ---- sites ---------------------------------------------------------------------------
     _c("sites-count-0", f"{SITE} --type puskesmas --count 0", ("--count", "x>=1")),
     _c("sites-budget-without-cost", f"{SITE} --type puskesmas --budget 1000",
@@ -143,7 +143,7 @@ CASES: list[Case] = [
     _c("sites-out-wrong-suffix", f"{SITE} --type puskesmas --count 2 --out {{out}}.csv",
        ("must end in .geojson",), absent=("{out}.csv", "{out}.parquet")),
     _c("sites-corrupt-run", "sites --run {corrupt} --max-minutes 60 --type school --count 1",
-       ("cells.parquet", "not a readable")),
+       ("cells.parquet", "tampered")),
     _c("sites-type-without-facilities",
        f"{SITE} --type hospital --count 2 --out {{out}}.geojson", None,
        output=("has no hospital facilities", "puskesmas", "already served by 0")),
@@ -172,7 +172,7 @@ CASES: list[Case] = [
     _c("export-wkt-not-csv", f"{EXPORT} --out {{out}}.geojson --wkt",
        ("--wkt applies to --format csv only",), absent=("{out}.geojson",)),
     _c("export-corrupt-run", "export --run {corrupt} --layer cells --out {out}.geojson",
-       ("cells.parquet", "not a readable"), absent=("{out}.geojson",)),
+       ("cells.parquet", "tampered"), absent=("{out}.geojson",)),
     # ---- compare -------------------------------------------------------------------------
     _c("compare-same-run", "compare {run} {run} --out {out}", ("same directory",),
        absent=("{out}",)),
