@@ -379,6 +379,7 @@ class Config:
         """Return the configuration as plain JSON-serialisable data (for manifests)."""
         out = dataclasses.asdict(self)
         out["score"]["weights"] = dict(self.score.weights)
+        out["score"]["travel_types"] = list(self.score.travel_types)
         return out
 
 
