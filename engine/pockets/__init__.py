@@ -10,4 +10,5 @@ __all__, __getattr__, __dir__ = lazy_exports(
     hotspots="gi_star hot_cells eb_rate bh_adjust",
     contiguity="assign_pockets pocket_labels dissolve_pockets",
     strategy="recommend_strategy explain_strategy", score="score_cells",
-    scan="scan_windows", detect="detect_pockets", recovery="planted_cells recovery_scores")
+    scan="scan_windows", detect="detect_pockets", recovery="planted_cells recovery_scores",
+    villages="find_village_pockets village_neighbours")
