@@ -184,7 +184,7 @@ def _write_raster(path: Path, data: np.ndarray, *, transform: Any, crs: Any, uni
     height, width = data.shape
     profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": width,
                "height": height, "crs": crs, "transform": transform, "nodata": np.nan,
-               "compress": "deflate", "predictor": 3}
+               "compress": "deflate", "predictor": 3, "num_threads": "ALL_CPUS"}
     if height >= 256 and width >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -128,7 +128,8 @@ def test_travel_minutes_are_household_means_of_the_rasters(run, inputs):
 
 def test_manifest(run, inputs):
     m = json.loads((run / "manifest.json").read_text())
-    assert m["travel_time"]["method"] == "least-cost 8-connected Dijkstra (MCP_Geometric move costs)"
+    assert m["travel_time"]["method"] == ("least-cost 8-connected Dijkstra "
+                                          "(MCP_Geometric move costs)")
     hh = m["counts"]["households"]
     assert hh["read"] == inputs["n"] + 2 and hh["rejected"] == 2
     assert hh["accepted"] + hh["rejected"] == hh["read"]
