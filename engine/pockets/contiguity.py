@@ -144,19 +144,47 @@ def assign_pockets(cells: pd.DataFrame, hot: np.ndarray | pd.Series, *,
     pocket = pd.Series(pd.NA, index=cells.index, dtype="Int64", name="pocket_id")
     if not hot.any():
         return pocket
-    sub = cells.loc[hot, ["h3", "households", "extreme_households"]].copy()
-    sub["label"] = pocket_labels(sub["h3"].to_numpy(), max_cells=max_cells)
-    agg = sub.groupby("label").agg(extreme=("extreme_households", "sum"),
-                                   households=("households", "sum"), first=("h3", "min"))
+    sub = cells.loc[hot, ["h3", "households", "extreme_households"]]
+    labels = pocket_labels(sub["h3"].to_numpy(), max_cells=max_cells)
+    pocket.loc[sub.index] = number_groups(sub, labels, key="h3",
+                                          min_extreme_households=min_extreme_households)
+    logger.info("pockets: %d contiguous groups of hot cells, %d with >= %d extreme-poor "
+                "households", len(np.unique(labels)), pocket.nunique(), min_extreme_households)
+    return pocket
+
+
+def number_groups(units: pd.DataFrame, labels: np.ndarray, *, key: str,
+                  min_extreme_households: float) -> np.ndarray:
+    """Give labelled groups of units pocket ids 1..P, dropping the small groups.
+
+    Parameters
+    ----------
+    units
+        One row per unit (cell or village) with ``households``, ``extreme_households`` and
+        the ``key`` column (its id).
+    labels
+        Group label of each unit.
+    key
+        Column whose smallest value breaks ties (``h3``, ``village_code``).
+    min_extreme_households
+        Groups with fewer extreme-poor households get no id.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float pocket id per unit (NaN for dropped groups): 1..P by extreme-poor
+        households, households (both descending), smallest ``key``.
+    """
+    sub = pd.DataFrame({"label": labels, "extreme": units["extreme_households"].to_numpy(),
+                        "households": units["households"].to_numpy(),
+                        "first": units[key].to_numpy()})
+    agg = sub.groupby("label").agg(extreme=("extreme", "sum"),
+                                   households=("households", "sum"), first=("first", "min"))
     agg = agg[agg["extreme"] >= min_extreme_households]
     agg = agg.sort_values(["extreme", "households", "first"], ascending=[False, False, True],
                           kind="stable")
-    ids = pd.Series(np.arange(1, len(agg) + 1), index=agg.index)
-    kept = sub["label"].isin(ids.index)
-    pocket.loc[sub.index[kept]] = ids.loc[sub.loc[kept, "label"]].to_numpy()
-    logger.info("pockets: %d contiguous groups of hot cells, %d with >= %d extreme-poor "
-                "households", sub["label"].nunique(), len(agg), min_extreme_households)
-    return pocket
+    ids = pd.Series(np.arange(1, len(agg) + 1, dtype="float64"), index=agg.index)
+    return sub["label"].map(ids).to_numpy(dtype="float64")
 
 
 def dissolve_pockets(cells: gpd.GeoDataFrame, *, hexagons: gpd.GeoDataFrame | None = None,

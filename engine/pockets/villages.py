@@ -44,6 +44,7 @@ from kantong.engine.config import PocketConfig
 from kantong.engine.constants import VILLAGES_FILE, WGS84
 from kantong.engine.errors import RunError
 from kantong.engine.inputs import boundaries
+from kantong.engine.pockets.contiguity import number_groups
 from kantong.engine.pockets.detect import Detection, confidence_label
 from kantong.engine.pockets.hotspots import bh_adjust, eb_rate, gi_star
 from kantong.engine.pockets.scan import ScanResult
@@ -247,20 +248,14 @@ def assign_village_pockets(villages: pd.DataFrame, hot: np.ndarray, *,
     pocket = pd.Series(pd.NA, index=villages.index, dtype="Int64", name="pocket_id")
     if not hot.any():
         return pocket
-    sub = villages.loc[hot, ["village_code", "households", "extreme_households"]].copy()
+    sub = villages.loc[hot, ["village_code", "households", "extreme_households"]]
     adjacency = village_neighbours(sub["village_code"].to_numpy(dtype=object), k_ring=1)
-    _, sub["label"] = connected_components(adjacency, directed=False)
-    agg = sub.groupby("label").agg(extreme=("extreme_households", "sum"),
-                                   households=("households", "sum"),
-                                   first=("village_code", "min"))
-    agg = agg[agg["extreme"] >= min_extreme_households]
-    agg = agg.sort_values(["extreme", "households", "first"], ascending=[False, False, True],
-                          kind="stable")
-    ids = pd.Series(np.arange(1, len(agg) + 1), index=agg.index)
-    kept = sub["label"].isin(ids.index)
-    pocket.loc[sub.index[kept]] = ids.loc[sub.loc[kept, "label"]].to_numpy()
-    logger.info("village pockets: %d groups of hot villages, %d kept", sub["label"].nunique(),
-                len(agg))
+    _, labels = connected_components(adjacency, directed=False)
+    ids = number_groups(sub, labels, key="village_code",
+                        min_extreme_households=min_extreme_households)
+    pocket.loc[sub.index] = ids
+    logger.info("village pockets: %d groups of hot villages, %d kept", len(np.unique(labels)),
+                pd.Series(ids).nunique())
     return pocket
 
 
