@@ -39,7 +39,7 @@ from kantong.engine.errors import InputError, PrivacyError, RunError, first_line
 from kantong.engine.h3ids import canonical_cell
 from kantong.engine.publish import privacy
 from kantong.engine.publish.totals import pocket_group_totals, regency_exactness
-from kantong.engine.publish.validate import COUNT_COLUMNS, validate_cells
+from kantong.engine.publish.validate import COUNT_COLUMNS, check_rollup, validate_cells
 from kantong.engine.rundir import verify_run
 
 logger = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ class PublishedRun:
         """The suppression plan of this run at this ``K`` (computed once, lazily)."""
         with self._lock:
             if self._plan is None:
+                ids = {}
                 for res in self.resolutions:
                     path = self._paths[res]
                     names = _schema_names(path)
@@ -212,10 +213,14 @@ class PublishedRun:
                         cols = [c for c in names if c in _BASE_COLUMNS or c in cols
                                 or _is_derived(c)]
                     frame = _read_columns(path, cols)
-                    validate_cells(frame, source=path, resolution=res,
-                                   require=("h3", "households", "regency_code"))
+                    ids[res] = validate_cells(frame, source=path, resolution=res,
+                                              require=("h3", "households", "regency_code"))
                     self._levels[res] = frame
                 self._base = self._levels[self.base_resolution]
+                for res in self.resolutions[:-1]:  # every count of a rollup: exact sums
+                    check_rollup(ids[self.base_resolution], self._base, ids[res],
+                                 self._levels[res], resolution=res, source=self._paths[res],
+                                 columns=COUNT_COLUMNS)
                 self._plan = privacy.plan_suppression(self._levels,
                                                       min_households=self.min_households)
             return self._plan

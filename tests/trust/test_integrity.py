@@ -131,3 +131,14 @@ def test_lowering_k_needs_allow_lower_k_and_is_logged(run_copy: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     sidecar = json.loads((tmp_path / "c.csv.json").read_text())
     assert sidecar["min_households"] == 3 and sidecar["run_min_households"] == 10
+
+
+def test_a_rollup_count_that_does_not_add_up_is_refused(run_copy: Path) -> None:
+    """Any count of a rollup (not only households) must be the exact sum of the base cells."""
+    path = run_copy / "rollups" / "cells_r7.parquet"
+    r7 = gpd.read_parquet(path)
+    r7.loc[0, "extreme_persons"] += 1
+    r7.to_parquet(path)
+    _reseal(run_copy)
+    with pytest.raises(RunError, match="not the exact sum"):
+        PublishedRun(run_copy).cells()
