@@ -184,7 +184,7 @@ def _write_raster(path: Path, data: np.ndarray, *, transform: Any, crs: Any, uni
     height, width = data.shape
     profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": width,
                "height": height, "crs": crs, "transform": transform, "nodata": np.nan,
-               "compress": "deflate", "predictor": 3, "num_threads": "ALL_CPUS"}
+               "compress": "zstd", "zstd_level": 1, "predictor": 3, "num_threads": "ALL_CPUS"}
     if height >= 256 and width >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -534,8 +534,9 @@ def build_run(households: str | Path, *, out: str | Path, facilities: str | Path
                 else pd.DataFrame(columns=_REJECT_COLUMNS)
             table.to_csv(tmp / REJECTS_FILE, index=False)
             if fac is not None:
-                fac.accepted[["facility_id", "type", "name", "geometry"]].to_parquet(
-                    tmp / FACILITIES_FILE, index=False)
+                keep = [c for c in ("facility_id", "type", "name", "capacity", "geometry")
+                        if c in fac.accepted.columns]  # capacity: optional, kantong sites
+                fac.accepted[keep].to_parquet(tmp / FACILITIES_FILE, index=False)
         manifest.update({
             "study_area": area_info, "counts": counts, "travel_time": travel.info,
             "population": {

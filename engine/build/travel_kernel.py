@@ -115,8 +115,9 @@ class FrictionGrid:
         self.shape = (h, w)
         self._stride = w + 2
         padded = np.full((h + 2, w + 2), -1.0, dtype=np.float32)
-        ok = np.isfinite(friction) & (friction >= 0)
-        padded[1:-1, 1:-1] = np.where(ok, 0.5 * np.asarray(friction, np.float64), -1.0)
+        inner = padded[1:-1, 1:-1]
+        np.multiply(friction, 0.5, out=inner, casting="same_kind")  # halving is exact
+        inner[~(np.isfinite(inner) & (inner >= 0))] = -1.0
         self._half = padded.ravel()
         s = self._stride
         diag = math.hypot(dx, dy)
