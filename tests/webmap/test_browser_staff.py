@@ -136,6 +136,25 @@ def test_indonesian_first_inspect_search_gzip_axe(desktop: webdriver.Chrome, ser
     assert drv.execute_script("return document.documentElement.lang") == "id"
     assert drv.title == "Kantong — kantong kemiskinan Kalimantan Barat"
 
+    # --- keyboard: Tab walks the panel first (language, search, regency, lists, actions),
+    # then the map's own controls; everything reached has a name
+    order = []
+    drv.execute_script("document.activeElement.blur();")
+    for _ in range(24):
+        drv.switch_to.active_element.send_keys(Keys.TAB)
+        order.append(drv.execute_script(
+            "const e = document.activeElement; const l = e.labels && e.labels[0];"
+            "return [e.id || e.className || e.tagName, (e.getAttribute('aria-label') ||"
+            " (l && l.textContent) || e.textContent || e.title || '').trim()];"))
+    ids = [i for i, _ in order]
+    panel = ["kantong-lang", "kantong-search", "kantong-regency", "kantong-print",
+             "kantong-copy-link"]
+    positions = [ids.index(name) for name in panel]
+    assert positions == sorted(positions), order
+    zoom = next(i for i, (name, _) in enumerate(order) if "zoom-in" in name)
+    assert zoom > positions[-1], ids
+    assert all(label for name, label in order if "leaflet-container" not in name), order
+
     # --- a real click on a published cell: its figures from /api/cells/<h3>
     drv.execute_script("window.kantongMap.setZoom(12, {animate: false});")
     wait(drv, "return !window.kantongMap._animatingZoom;", "zoom did not settle")

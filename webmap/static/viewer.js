@@ -450,6 +450,11 @@
         close.title = msg(config, "close");
       }
     });
+    /* Vector features (pockets, rings, sites, facilities) are reached by the pocket list and
+       the search box, not one Tab stop each before the panel: out of the Tab order. */
+    function untab(node) { if (node && node.setAttribute) { node.setAttribute("tabindex", "-1"); } }
+    Array.prototype.forEach.call(container.querySelectorAll(".leaflet-interactive"), untab);
+    map.on("layeradd", function (e) { if (e.layer.getElement) { untab(e.layer.getElement()); } });
     map.on("zoomend overlayadd overlayremove", function () {
       toggleLabels();
       toggleMarkers();
