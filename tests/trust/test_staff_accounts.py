@@ -171,3 +171,28 @@ def test_tile_urls_come_from_the_configured_base_never_the_host(web_run: Path) -
     assert doc["tiles"] == ["https://kantong.example.go.id/tiles/cells/{z}/{x}/{y}.pbf"]
     layers = client.get("/api/indicators", base_url="http://evil.example").json
     assert all(x["tiles"].startswith("https://kantong.example.go.id/tiles/") for x in layers)
+
+
+def test_serve_warns_without_tls_beyond_loopback(two_regency_run: tuple[Path, str, str],
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --host 0.0.0.0 --users`` warns and points to the reverse-proxy recipe."""
+    import waitress
+
+    class _Server:
+        effective_port = 8123
+
+        def run(self) -> None:
+            raise KeyboardInterrupt
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(waitress, "create_server", lambda *a, **k: _Server())
+    run, a, _ = two_regency_run
+    users = tmp_path / "users.json"
+    add_user(users, "ani", PASSWORD, role="staff", regency=a)
+    out = invoke("serve", "--run", run, "--host", "0.0.0.0", "--users", users).output
+    assert "no TLS" in out and "docs/security.md" in out and "staff login at" in out
+    quiet = invoke("serve", "--run", run, "--host", "127.0.0.1").output
+    assert "no TLS" not in quiet
