@@ -18,6 +18,9 @@ Methods:
 - ``spopt-ward``: spopt ``WardSpatial`` regions (one per 25 cells) of the EB rate, a
   one-sided binomial test per region against the overall rate, Benjamini-Hochberg at 0.05,
   connected components of the significant regions.
+
+Agreement asserted (``benchmarks/agreement.py``): ``kantong-gistar`` and ``esda-gistar``
+report identical pockets in every run. Results: docs/pockets.md, "Evidence".
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from agreement import check
 from scipy import stats
 from scipy.sparse.csgraph import connected_components
+from sklearn.metrics import adjusted_rand_score
 
 from kantong.engine.config import PocketConfig
 from kantong.engine.pockets.detect import detect_pockets
@@ -117,19 +122,27 @@ def evaluate(methods: list[str], levels: list[str], seeds: int, null_runs: int,
              first_seed: int = 1000) -> pd.DataFrame:
     """Run every method on planted and null data; one row per (method, level, seed)."""
     rows = []
+    same_as_esda: list[bool] = []  # kantong-gistar and esda-gistar: the same pockets
     plan = [(level, s, 6) for level in levels for s in range(first_seed, first_seed + seeds)]
     plan += [(level, s, 0) for level in levels
              for s in range(first_seed + 500, first_seed + 500 + null_runs)]
     for level, seed, pockets in plan:
         cells = planted_cells(seed, level, pockets=pockets)
         adjacency = neighbour_weights(cells["h3"].to_numpy(), k_ring=1, include_self=False)
+        found = {}
         for name in methods:
             t0 = time.perf_counter()
-            labels = METHODS[name](cells, adjacency)
+            labels = found[name] = METHODS[name](cells, adjacency)
             row = recovery_scores(cells["truth"], labels)
             row.update(method=name, level=level if pockets else f"null-{level}", seed=seed,
                        seconds=time.perf_counter() - t0)
             rows.append(row)
+        if {"kantong-gistar", "esda-gistar"} <= set(found):
+            same_as_esda.append(adjusted_rand_score(found["kantong-gistar"],
+                                                    found["esda-gistar"]) == 1.0)
+    if same_as_esda:
+        check("kantong-gistar pockets = esda G_Local pockets", all(same_as_esda),
+              f"identical partitions in {sum(same_as_esda)} of {len(same_as_esda)} runs")
     return pd.DataFrame(rows)
 
 
