@@ -65,6 +65,18 @@ class FacilityResult:
     beyond_study_area: int = 0
 
 
+def _capacity(column: pd.Series | None, n: int, reason: np.ndarray) -> np.ndarray | None:
+    """Parse the optional capacity column; rows with a bad value get a reject reason."""
+    if column is None:
+        return None
+    given = _strings(column, n).notna().to_numpy()
+    value = pd.to_numeric(_strings(column, n), errors="coerce").to_numpy(dtype=np.float64,
+                                                                         na_value=np.nan)
+    bad = given & ~(np.isfinite(value) & (value >= 0))
+    reason[bad & (reason == None)] = "capacity not a number >= 0"  # noqa: E711
+    return value
+
+
 def _resolver(schema: Schema, type_column: str | None):
     spellings = dict(schema.facility_columns)
     if type_column is not None and normalise_name(type_column) != "type":
@@ -239,6 +251,7 @@ def read_facilities(path: str | Path, *,
     reason[types.isna().to_numpy() & (reason == None)] = "missing type"  # noqa: E711
     open_ = reason == None  # noqa: E711
     reason[open_] = where[open_]
+    capacity = _capacity(frame.get("capacity"), n, reason)
     beyond = 0
     if study_area is not None:
         area = StudyArea.from_layer(study_area)
@@ -255,6 +268,8 @@ def read_facilities(path: str | Path, *,
         {"facility_id": facility_id, "type": types[ok].reset_index(drop=True),
          "name": names[ok].reset_index(drop=True)},
         geometry=gpd.points_from_xy(lon[ok], lat[ok]), crs=WGS84)
+    if capacity is not None:  # optional column: NaN where blank
+        accepted.insert(3, "capacity", capacity[ok])
     rejects = pd.DataFrame({
         "source": pd.array([Path(path).name] * int((~ok).sum()), dtype="string"),
         "row": row[~ok].astype(np.int64),

@@ -59,7 +59,7 @@ HOUSEHOLD_ALIASES: dict[str, tuple[str, ...]] = {
                      "desa_code", "kode_kemdagri", "kode_wilayah"),
 }
 #: Built-in facility column spellings (real Kemenkes / Kemendikbud list headers included).
-FACILITY_FIELDS = ("facility_id", "type", "name", "lon", "lat")
+FACILITY_FIELDS = ("facility_id", "type", "name", "lon", "lat", "capacity")
 FACILITY_ALIASES: dict[str, tuple[str, ...]] = {
     "facility_id": ("facility_id", "id", "osm_id", "kode_fasilitas", "fasilitas_id", "npsn",
                     "kode_faskes", "kode_puskesmas", "kode_rs"),
@@ -68,6 +68,8 @@ FACILITY_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("name", "nama", "nama_fasilitas", "nama_faskes", "nama_sekolah", "nama_puskesmas"),
     "lon": ("lon", "longitude", "lng", "long", "long_", "x", "bujur"),
     "lat": ("lat", "latitude", "lat_", "y", "lintang"),
+    # optional: persons (or households) a facility can serve, for kantong sites --capacity
+    "capacity": ("capacity", "kapasitas", "daya_tampung"),
 }
 _PACKAGE = "kantong.engine.inputs"
 _KINDS = ("label", "count")

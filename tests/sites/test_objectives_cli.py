@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from factories import seal_run
 
 from kantong.engine.cli.group import cli
 from kantong.engine.inputs import boundaries
+from kantong.engine.inputs.facilities import read_facilities
 from kantong.engine.sites.coverage import FrictionSurface, travel_coverage
 
 
@@ -158,6 +160,33 @@ def test_capacity_never_exceeded_and_households_add_up(tiny_run, tmp_path):
     res = _invoke("--run", run, "--type", "puskesmas", "--count", 3, "--max-minutes", 30,
                   "--capacity", 0)
     assert res.exit_code == 2 and "capacity must be > 0" in res.output
+
+
+def test_existing_capacities_come_from_the_facility_column(tiny_run, tmp_path):
+    run, _ = tiny_run
+    # the build keeps a capacity column (aliases capacity, kapasitas, daya_tampung)
+    src = tmp_path / "fac.csv"
+    pd.DataFrame({"type": ["puskesmas"] * 3, "lon": [110.7] * 3, "lat": [0.0] * 3,
+                  "kapasitas": ["250", "", "-1"]}).to_csv(src, index=False)
+    read = read_facilities(src)
+    assert read.accepted["capacity"].tolist()[0] == 250.0
+    assert np.isnan(read.accepted["capacity"].tolist()[1])
+    assert read.rejects["reason"].tolist() == ["capacity not a number >= 0"]
+    # existing puskesmas with room for 1 household serve (almost) nothing; with 10^6 they
+    # serve everything within reach: the column, not --capacity, sets their capacity
+    fac = gpd.read_parquet(run / "facilities.parquet")
+    served = {}
+    for cap in (1.0, 1e6):
+        fac["capacity"] = cap
+        fac.to_parquet(run / "facilities.parquet")
+        seal_run(run)
+        res = _invoke("--run", run, "--type", "puskesmas", "--count", 1, "--max-minutes", 30,
+                      "--capacity", 50, "--capacity-unit", "households")
+        assert res.exit_code == 0, res.output
+        tot = _meta(run)["totals"]
+        served[cap] = tot["extreme_households_served_by_existing"]
+        assert tot["existing_capacity_total"] == cap * (fac["type"] == "puskesmas").sum()
+    assert served[1.0] <= 2 < served[1e6]
 
 
 def test_sites_are_named_and_regency_runs_count_their_own_facilities(tiny_run):
