@@ -156,3 +156,54 @@ def test_special_files_are_one_line_errors(tmp_path: Path, target: str) -> None:
     result = invoke("build", "--households", target, "--population", "none",
                     "--out", tmp_path / "run")
     assert not _check(result, what=target)
+
+
+@settings(max_examples=10, **_SETTINGS)
+@given(name=st.one_of(st.sampled_from(["ani", "", "A", "../x", "a" * 70, "ani budi"]),
+                      st.text(max_size=10)),
+       regency=st.sampled_from(["6105", "", "61", "x" * 4, "61055"]),
+       role=st.sampled_from(["staff", "admin", "root"]),
+       password=st.sampled_from(["", "short", "correct horse battery", "\x00" * 12]))
+def test_users_with_generated_accounts(tmp_path: Path, name: str, regency: str, role: str,
+                                       password: str) -> None:
+    users = tmp_path / "users.json"
+    before = users.read_bytes() if users.exists() else None
+    args = ["users", "add", name, "--users", users, "--role", role, "--password-stdin"]
+    if regency:
+        args += ["--regency", regency]
+    ok = _check(invoke(*args, input_=password + "\n"), what=args)
+    if not ok:  # a refused account leaves the file as it was
+        assert (users.read_bytes() if users.exists() else None) == before
+    _check(invoke("users", "list", "--users", users), what="list")
+
+
+@settings(max_examples=5, **_SETTINGS)
+@given(run=st.sampled_from(["missing", "file", "empty", "run"]),
+       k=st.sampled_from([None, "1", "3", "x"]),
+       url=st.sampled_from([None, "evil.example", "https://ok.example", "javascript:x"]),
+       users=st.sampled_from([None, "missing.json", "garbage.json"]))
+def test_serve_with_generated_options(built_run: Path, tmp_path: Path, run: str,
+                                      k: str | None, url: str | None, users: str | None,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Everything but a valid setup fails before listening; a valid one starts and stops."""
+    import waitress
+
+    class _Server:
+        effective_port = 8123
+
+        def run(self) -> None:
+            raise KeyboardInterrupt
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(waitress, "create_server", lambda *a, **kw: _Server())
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    (tmp_path / "garbage.json").write_text("[1, 2]")
+    args = ["serve", "--run", built_run if run == "run" else tmp_path / run]
+    for flag, value in (("--min-households", k), ("--public-url", url),
+                        ("--users", None if users is None else tmp_path / users)):
+        if value is not None:
+            args += [flag, value]
+    _check(invoke(*args), what=args)
