@@ -99,3 +99,44 @@ def test_regency_of_remainders_only_counts_no_cell():
     assert totals.loc["6105", "households"] == 50 and totals.loc["6105", "cells"] == 2
     assert totals.loc["6106", "households"] == 12 and totals.loc["6106", "cells"] == 0
     assert totals["cells"].dtype == np.int64
+
+
+def _family_levels(households: list[int], order: list[int]) -> dict[int, pd.DataFrame]:
+    """One resolution-7 parent; its children (sorted ids) listed in the row ``order``."""
+    parent = h3.latlng_to_cell(0.05, 110.75, 7)
+    kids = sorted(h3.cell_to_children(parent, 8))[:len(households)]
+    fine = pd.DataFrame({"h3": [kids[i] for i in order],
+                         "households": [households[i] for i in order],
+                         "regency_code": "6105"})
+    return {7: pd.DataFrame({"h3": [parent], "households": [sum(households)]}), 8: fine}
+
+
+def test_equal_siblings_tie_broken_by_the_smaller_h3_id_whatever_the_row_order():
+    levels = _family_levels([3, 40, 20, 20, 60], order=[0, 1, 3, 2, 4])
+    status = privacy.suppress_hierarchy(levels, min_households=K)[8]
+    kids = sorted(levels[8]["h3"])
+    assert status[kids[2]] == privacy.COMPLEMENTARY  # the smaller id of the two 20s
+    assert status[kids[3]] == privacy.PUBLISHED
+    assert status.name == "status" and status.index.name == "h3"
+    assert status.index.tolist() == levels[8]["h3"].tolist()  # in the input's row order
+
+
+@pytest.mark.parametrize("change", ["one household more", "extra parent", "missing parent"])
+def test_rollup_that_is_not_the_exact_sum_is_refused(change):
+    from kantong.engine.errors import RunError
+
+    levels = _family_levels([12, 20, 30], order=[0, 1, 2])
+    top = levels[7]
+    if change == "one household more":
+        top = top.assign(households=top["households"] + 1)
+    elif change == "extra parent":
+        other = sorted(h3.grid_ring(top["h3"].iloc[0], 1))[0]
+        top = pd.concat([top, pd.DataFrame({"h3": [other], "households": [0]})])
+    else:
+        levels[8] = pd.concat([levels[8], pd.DataFrame({
+            "h3": [sorted(h3.cell_to_children(sorted(h3.grid_ring(top["h3"].iloc[0], 1))[0],
+                                              8))[0]],
+            "households": [15], "regency_code": ["6105"]})], ignore_index=True)
+    levels[7] = top
+    with pytest.raises(RunError, match="not the exact sum"):
+        privacy.suppress_hierarchy(levels, min_households=K)
