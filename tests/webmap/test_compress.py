@@ -50,3 +50,16 @@ def test_accept_encoding_parsing() -> None:
     assert accepts_gzip("gzip") and accepts_gzip("br, GZIP;q=0.5") and accepts_gzip("*")
     assert not accepts_gzip("gzip;q=0") and not accepts_gzip("br") and not accepts_gzip("")
     assert not accepts_gzip("gzip;q=x")
+
+
+def test_large_downloads_keep_their_gzip_form(client, monkeypatch) -> None:
+    from kantong.webmap import compress
+
+    monkeypatch.setattr(compress, "CACHE_MIN_BYTES", 1024)
+    calls = []
+    real = compress.gzip.compress
+    monkeypatch.setattr(compress.gzip, "compress", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = client.get("/download/cells.csv?resolution=7", headers={"Accept-Encoding": "gzip"})
+    again = client.get("/download/cells.csv?resolution=7", headers={"Accept-Encoding": "gzip"})
+    assert first.data == again.data and gzip.decompress(again.data).startswith(b"h3,")
+    assert len(calls) == 1  # compressed once, then served from the bounded cache
