@@ -132,7 +132,12 @@ def test_demo_run_is_built_once_then_served(tmp_path):
     assert (run / "cells.parquet").stat().st_mtime_ns == built
     client = create_app({"TESTING": True, "RUN_DIR": str(run)}).test_client()
     info = client.get("/api/run").json
-    assert info["counts"]["published_cells"] > 0 and info["counts"]["pockets"] >= 0
+    from kantong.engine.publish.published import PublishedRun
+
+    pub = PublishedRun(run)
+    assert info["counts"]["published_cells"] == len(pub.cells()) > 0
+    assert info["counts"]["pockets"] == len(pub.pockets())
+    assert len(client.get("/api/pockets").json["features"]) == len(pub.pockets())
     assert "priority" in info["indicators"]
     assert client.get("/api/sites").json["type"] == "FeatureCollection"
     (cache / STAMP_FILE).write_text("{}")  # another version: rebuilt
