@@ -179,7 +179,7 @@ def test_atomic_dir_keeps_the_old_directory_on_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-@pytest.mark.parametrize("delay", [1.0, 3.0])
+@pytest.mark.parametrize("delay", [2.0])
 def test_kill_9_during_build_leaves_the_old_run(trust_inputs: Path, run_copy: Path,
                                                 delay: float) -> None:
     """kill -9 at some instant of a rebuild: the run verifies (old or new), temps go later."""

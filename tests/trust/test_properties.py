@@ -104,7 +104,7 @@ def test_sites_with_generated_options(built_run: Path, tmp_path: Path, count: st
     assert _tree(built_run) == before  # --out outside the run: the run is not touched
 
 
-@settings(max_examples=15, **_SETTINGS)
+@settings(max_examples=10, **_SETTINGS)
 @given(layer=st.sampled_from(["cells", "pockets", "sites", "x"]),
        fmt=st.sampled_from(["geojson", "gpkg", "parquet", "csv", "fgb", None]),
        out=st.sampled_from(["e.geojson", "e.csv", "e.gpkg", "e.txt", "run/cells.parquet",
@@ -158,7 +158,7 @@ def test_special_files_are_one_line_errors(tmp_path: Path, target: str) -> None:
     assert not _check(result, what=target)
 
 
-@settings(max_examples=10, **_SETTINGS)
+@settings(max_examples=6, **_SETTINGS)
 @given(name=st.one_of(st.sampled_from(["ani", "", "A", "../x", "a" * 70, "ani budi"]),
                       st.text(max_size=10)),
        regency=st.sampled_from(["6105", "", "61", "x" * 4, "61055"]),
@@ -177,7 +177,7 @@ def test_users_with_generated_accounts(tmp_path: Path, name: str, regency: str, 
     _check(invoke("users", "list", "--users", users), what="list")
 
 
-@settings(max_examples=5, **_SETTINGS)
+@settings(max_examples=3, **_SETTINGS)
 @given(run=st.sampled_from(["missing", "file", "empty", "run"]),
        k=st.sampled_from([None, "1", "3", "x"]),
        url=st.sampled_from([None, "evil.example", "https://ok.example", "javascript:x"]),
