@@ -425,6 +425,8 @@
         var visible = map.hasLayer(pair[0]) && map.getZoom() <= config.pocketMarkerMaxZoom;
         if (visible && !map.hasLayer(pair[1])) { pair[1].addTo(map); }
         if (!visible && map.hasLayer(pair[1])) { map.removeLayer(pair[1]); }
+        /* rings above the site markers: a site inside a pocket must not hide its ring */
+        if (visible) { pair[1].bringToFront(); }
       });
     }
     function relayout() {
