@@ -380,6 +380,29 @@ def precision_of_manifest(manifest: Mapping[str, object]) -> dict[str, object] |
                               int(households.get("village_located", 0)))
 
 
+def nullable_counts(values: pd.Series) -> pd.Series:
+    """Return counts as nullable ``Int64``, or ``Float64`` when some are expected fractions.
+
+    Parameters
+    ----------
+    values
+        Counts (missing values allowed).
+
+    Returns
+    -------
+    pandas.Series
+        ``Int64`` when every present value is whole, else ``Float64``.
+
+    Examples
+    --------
+    >>> nullable_counts(pd.Series([1.0, None])).dtype, nullable_counts(pd.Series([0.5])).dtype
+    (Int64Dtype(), Float64Dtype())
+    """
+    x = pd.to_numeric(values, errors="coerce").astype("Float64")
+    whole = (x.dropna() == x.dropna().round()).all()
+    return x.astype("Int64") if whole else x
+
+
 def has_fractional_counts(cells: pd.DataFrame) -> bool:
     """Tell whether a cell table holds expected (fractional, float64) counts.
 
@@ -403,6 +426,6 @@ def has_fractional_counts(cells: pd.DataFrame) -> bool:
 
 __all__ = ["COUNT_COLUMNS", "DEPRIVATION_COUNT_COLUMNS", "DEPRIVATION_SHARE_COLUMNS",
            "DESIL_COLUMNS", "PartialSums", "allocate_village_sums", "empty_sums",
-           "location_precision", "precision_of_manifest",
+           "location_precision", "nullable_counts", "precision_of_manifest",
            "has_fractional_counts", "sum_households", "village_located_rows",
            "village_totals"]

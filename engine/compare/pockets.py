@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from kantong.engine.build.sums import nullable_counts
 from kantong.engine.constants import WGS84
 from kantong.engine.errors import InputError
 
@@ -151,7 +152,7 @@ def pocket_changes(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, matches: pd.Dat
     gdf["lon"], gdf["lat"] = rep.x.to_numpy(), rep.y.to_numpy()
     for col in ("households_old", "households_new", "extreme_households_old",
                 "extreme_households_new", "extreme_households_change", "cells_old", "cells_new"):
-        gdf[col] = gdf[col].astype("Int64")
+        gdf[col] = nullable_counts(gdf[col])  # Float64 for expected (fractional) counts
     gdf["status"] = pd.Categorical(gdf["status"], categories=list(STATUSES))
     return gdf
 
@@ -179,8 +180,8 @@ def _pocket_frame(pockets: gpd.GeoDataFrame, side: str) -> pd.DataFrame:
 def _group_row(members: pd.DataFrame, matches: pd.DataFrame, threshold: float) -> dict[str, Any]:
     o = members[members["side"] == "old"]
     n = members[members["side"] == "new"]
-    e_old = int(o["extreme_households"].sum()) if len(o) else 0
-    e_new = int(n["extreme_households"].sum()) if len(n) else 0
+    e_old = round(float(o["extreme_households"].sum())) if len(o) else 0
+    e_new = round(float(n["extreme_households"].sum())) if len(n) else 0
     inside = matches[matches["pocket_id_old"].isin(o["pocket_id"])
                      & matches["pocket_id_new"].isin(n["pocket_id"])]
     overlap = int(inside["overlap_cells"].sum())
@@ -204,8 +205,8 @@ def _group_row(members: pd.DataFrame, matches: pd.DataFrame, threshold: float) -
         "status": status, "kind": f"{len(o)}:{len(n)}",
         "pocket_ids_old": ";".join(map(str, sorted(o["pocket_id"]))),
         "pocket_ids_new": ";".join(map(str, sorted(n["pocket_id"]))),
-        "households_old": int(o["households"].sum()) if len(o) else pd.NA,
-        "households_new": int(n["households"].sum()) if len(n) else pd.NA,
+        "households_old": round(float(o["households"].sum())) if len(o) else pd.NA,
+        "households_new": round(float(n["households"].sum())) if len(n) else pd.NA,
         "extreme_households_old": e_old if len(o) else pd.NA,
         "extreme_households_new": e_new if len(n) else pd.NA,
         "extreme_households_change": e_new - e_old,

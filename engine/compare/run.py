@@ -32,6 +32,7 @@ import pandas as pd
 
 from kantong.engine import __version__
 from kantong.engine.atomic import atomic_dir, claim_dir, write_json
+from kantong.engine.build.sums import nullable_counts
 from kantong.engine.compare.pockets import (
     CHANGE_THRESHOLD,
     MIN_OVERLAP,
@@ -181,7 +182,7 @@ def cell_changes(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, *,
             out[f"pocket_id_{side}"] = frame["pocket_id"].astype("Int64").array
     for col in cols:
         if col in COUNT_COLUMNS or col.startswith("households_") or col.startswith("n_"):
-            a, b = o[col].astype("Int64"), n[col].astype("Int64")
+            a, b = nullable_counts(o[col]), nullable_counts(n[col])  # expected counts: Float64
         else:
             a, b = o[col].astype("float64"), n[col].astype("float64")
         out[f"{col}_old"] = a.array

@@ -33,6 +33,7 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
+from kantong.engine.build.sums import nullable_counts
 from kantong.engine.constants import DEPRIVATIONS
 from kantong.engine.errors import RunError
 from kantong.engine.publish.published import PublishedRun
@@ -259,8 +260,8 @@ def target_table(old: pd.DataFrame, new: pd.DataFrame, *,
     out = pd.DataFrame({"regency_code": pd.array(codes, dtype="string")})
     out["regency_name"] = n["regency_name"].fillna(o["regency_name"]).astype("string").array
     for col in ("households", "extreme_households"):
-        out[f"{col}_old"] = o[col].astype("Int64").array
-        out[f"{col}_new"] = n[col].astype("Int64").array
+        out[f"{col}_old"] = nullable_counts(o[col]).array  # Float64 for expected counts
+        out[f"{col}_new"] = nullable_counts(n[col]).array
     out["extreme_households_change"] = out["extreme_households_new"] - out["extreme_households_old"]
     vo, vn = indicator_values(o, targets=targets), indicator_values(n, targets=targets)
     for t in targets:
