@@ -194,3 +194,23 @@ def test_kill_9_during_build_leaves_the_old_run(trust_inputs: Path, run_copy: Pa
     verify_run(run_copy)  # old or new, complete either way
     cleanup(run_copy.parent)
     assert not [p for p in run_copy.parent.iterdir() if p.name.startswith(".kantong-")]
+
+
+def test_a_failed_run_update_leaves_the_old_run(run_copy: Path) -> None:
+    """pockets/sites update a run through update_run: a failure midway changes nothing."""
+    from kantong.engine.rundir import update_run
+
+    before = _tree(run_copy)
+    with pytest.raises(RuntimeError), update_run(run_copy) as work:
+        (work / "cells.parquet").unlink()  # replaced, as writers do (never edited in place)
+        (work / "cells.parquet").write_bytes(b"half written")
+        (work / "sites").mkdir()
+        (work / "sites" / "sites_x.parquet").write_bytes(b"new")
+        raise RuntimeError("killed")
+    assert _tree(run_copy) == before
+    verify_run(run_copy)
+    with update_run(run_copy) as work:  # a successful update is resealed
+        (work / "sites").mkdir()
+        (work / "sites" / "sites_x.parquet").write_bytes(b"new")
+    assert verify_run(run_copy)["files"]["sites/sites_x.parquet"]["size"] == 3
+    assert _tree(run_copy)["cells.parquet"] == before["cells.parquet"]
