@@ -240,8 +240,12 @@ def test_compare_runs_is_privacy_safe(two_years: tuple[Path, Path]) -> None:
 def test_compare_statuses_on_planted_years(two_years: tuple[Path, Path]) -> None:
     cmp = compare_runs(*two_years, min_households=3, allow_lower_k=True)  # below K=10
     counts = cmp.status_counts()
-    assert counts["resolved"] >= 1 and counts["new"] >= 1
-    assert sum(counts[s] for s in ("persisting", "shrinking", "growing")) >= 1
+    # planted: pocket (4, -3) in both years, (-5, 4) only in year 1, (0, 7) only in year 2
+    assert counts == {"persisting": 1, "shrinking": 0, "growing": 0, "new": 1, "resolved": 1}
+    rows = cmp.pockets.set_index("status")
+    assert rows.loc["persisting", "cells_old"] == rows.loc["persisting", "cells_new"] == 19
+    assert rows.loc["resolved", "cells_old"] == 19  # a k-ring of 2: 19 cells
+    assert rows.loc["new", "cells_new"] == 7  # a k-ring of 1: 7 cells
     assert cmp.summary["cells"]["both"] > 0
 
 
