@@ -5,12 +5,16 @@ user runs, and the outputs are checked against each other: counts add up from th
 to the run directory, nothing personal reaches anything published.
 """
 
+import io
 import json
 
 import geopandas as gpd
+import mercantile
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from kantong.engine.cli.group import cli
 from kantong.engine.publish.published import PublishedRun
@@ -104,5 +108,16 @@ def test_web_app_serves_the_run(demo_run):
     assert len(regencies) == len(published.regencies())
     pockets = client.get("/api/pockets").get_json()
     assert pockets["type"] == "FeatureCollection"
-    tile = client.get("/tiles/priority/6/50/63.png")
-    assert tile.status_code in (200, 204)
+    # the z6 tile of the top-priority published cell is drawn, and coloured where that cell is
+    top = published.cells().sort_values("priority").iloc[-1]
+    t = mercantile.tile(top["lon"], top["lat"], 6)
+    tile = client.get(f"/tiles/priority/6/{t.x}/{t.y}.png")
+    assert tile.status_code == 200 and tile.mimetype == "image/png"
+    img = np.asarray(Image.open(io.BytesIO(tile.data)))
+    b = mercantile.xy_bounds(t.x, t.y, 6)
+    mx, my = mercantile.xy(top["lon"], top["lat"])
+    f = 256 / (b.right - b.left)
+    assert img[int((b.top - my) * f), int((mx - b.left) * f), 3] > 0  # drawn there
+    # a tile far from the data (the South Pole) holds nothing: transparent
+    empty = np.asarray(Image.open(io.BytesIO(client.get("/tiles/priority/6/50/63.png").data)))
+    assert empty[..., 3].max() == 0
