@@ -224,6 +224,20 @@ def test_indonesian_first_inspect_search_gzip_axe(desktop: webdriver.Chrome, ser
                and not e["name"].startswith("data:")]
     assert not foreign, f"requests left the app: {foreign}"
 
+    # --- downloads: three formats per layer, each with its size (a HEAD request)
+    drv.find_element(By.CSS_SELECTOR, "details.kantong-downloads summary").click()
+    sizes = wait(drv, "const s = [...document.querySelectorAll('.kantong-size')]"
+                      ".filter(e => e.offsetParent).map(e => e.textContent);"
+                      "return s.length >= 6 && s.every(t => /^[0-9.,]+ (B|KB|MB)$/.test(t)) && s;",
+                 "download sizes not shown")
+    with DIRECT.open(urllib.request.Request(f"{server}/download/pockets.gpkg", method="HEAD"),
+                     timeout=20) as answer:
+        kb = int(answer.headers["Content-Length"]) / 1024
+    href = drv.find_element(By.CSS_SELECTOR, "a[data-layer=pockets][data-format=gpkg]")
+    shown_size = href.find_element(By.XPATH, "following-sibling::span").text
+    assert shown_size in (f"{kb:.0f} KB", f"{kb / 1024:.1f} MB".replace(".", ",")), \
+        (shown_size, kb, sizes)
+
     # --- existing facilities: loaded on demand from /api/facilities, all of them drawn
     facilities = run.facilities()
     drv.execute_script("const api = window.kantongViewerApi;"
