@@ -25,6 +25,7 @@ survivor's diff. Slow (minutes per module on 2 cores): not part of CI. See docs/
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -108,23 +109,28 @@ def _counts(workdir: Path) -> dict[str, list[str]]:
     return by_status
 
 
-def run_module(key: str, base: Path, max_children: int) -> dict:
-    """Stage, run mutmut on one module, write and return its report."""
+def run_module(key: str, base: Path, max_children: int, only: list[str] | None = None) -> dict:
+    """Stage, run mutmut on one module (``only``: mutant name globs), write its report."""
     module_file, tests, keyword = MODULES[key]
     workdir = base / key
     _stage(workdir)
     (workdir / "pyproject.toml").write_text(_config(module_file, tests, keyword))
     env = dict(os.environ, KANTONG_DATA_DIR=str(ROOT / "data"), PYTHONDONTWRITEBYTECODE="1")
     t0 = time.perf_counter()
-    proc = subprocess.run(["mutmut", "run", "--max-children", str(max_children)], cwd=workdir,
-                          env=env, capture_output=True, text=True, check=False)
+    names = [f"kantong.{module_file[:-3].replace('/', '.')}.{g}" for g in only or []]
+    proc = subprocess.run(["mutmut", "run", "--max-children", str(max_children), *names],
+                          cwd=workdir, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - t0
     (workdir / "mutmut.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
     status = _counts(workdir)
-    n = {s: len(v) for s, v in status.items()}
+    if names:  # mutants outside the globs are not part of the score
+        status = {s: [m for m in v if any(fnmatch.fnmatch(m, g) for g in names)]
+                  for s, v in status.items()}
+    n = {s: len(v) for s, v in status.items() if v}
     killed = n.get("killed", 0)
     counted = killed + sum(n.get(s, 0) for s in ("survived", "no tests", "timeout"))
-    report = {"module": module_file, "tests": tests, "deselected": keyword, "counts": n,
+    report = {"module": module_file, "tests": tests, "deselected": keyword,
+              "only": only or [], "counts": n,
               "score": round(killed / counted, 4) if counted else None,
               "seconds": round(seconds), "survived": sorted(status.get("survived", [])),
               "no_tests": sorted(status.get("no tests", []))}
@@ -139,6 +145,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path,
                     default=Path(tempfile.gettempdir()) / "kantong-mutation")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--only", action="append", metavar="GLOB",
+                    help="only these mutants, e.g. 'x_rollup_cells*' (repeatable; one module)")
     ap.add_argument("--list", action="store_true", help="list the modules and their tests")
     args = ap.parse_args()
     if args.list:
@@ -155,7 +163,7 @@ def main() -> None:
           f"{'score':>6s} {'time':>6s}")
     scores = []
     for key in args.modules or list(MODULES):
-        r = run_module(key, args.workdir, args.max_children)
+        r = run_module(key, args.workdir, args.max_children, args.only)
         c = r["counts"]
         score = "n/a" if r["score"] is None else f"{100 * r['score']:.1f}%"
         print(f"{key:10s} {c.get('killed', 0):7d} {c.get('survived', 0):8d} "
