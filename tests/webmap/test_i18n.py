@@ -33,7 +33,7 @@ def test_every_message_in_both_languages_with_the_same_placeholders() -> None:
 
 def test_the_scripts_hold_no_text_of_their_own() -> None:
     """Every msg(...) key used by the browser scripts is in the table."""
-    for name in ("viewer.js", "viewer-tools.js"):
+    for name in ("viewer.js", "viewer-tools.js", "viewer-legend.js"):
         source = (STATIC / name).read_text(encoding="utf-8")
         keys = set(re.findall(r"msg\((?:config, )?\"([a-z_0-9]+)\"", source))
         keys |= set(re.findall(r"\"(kind_|unit_)\" \+", source))  # built keys: checked below

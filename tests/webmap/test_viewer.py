@@ -84,7 +84,8 @@ def test_page_has_no_external_url(page: str) -> None:
         assert dropped not in page.lower()
     assets = re.findall(r"<(?:script|link)[^>]*(?:src|href)=\"([^\"]+)\"", page)
     assert set(assets) == {"/static/vendor/leaflet/leaflet.js", "/static/viewer.js",
-                           "/static/viewer-tools.js", "/static/vendor/leaflet/leaflet.css",
+                           "/static/viewer-tools.js", "/static/viewer-legend.js",
+                           "/static/vendor/leaflet/leaflet.css",
                            "/static/viewer.css", "/static/favicon.svg"}
     # Folium's class defaults (CDN links) are untouched: overrides are per map instance
     assert any("cdn" in url for _, url in folium.Map.default_js)

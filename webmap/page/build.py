@@ -70,7 +70,8 @@ _STYLE_REGENCY = {"color": "#6b6b6b", "weight": 1.2, "opacity": 0.9, "fill": Fal
 _STYLE_POCKET = {"color": "#0b5394", "weight": 3, "opacity": 1.0, "fillColor": "#0b5394",
                  "fillOpacity": 0.06}
 
-_ASSETS_JS = (("leaflet", "vendor/leaflet/leaflet.js"), ("kantong_tools", "viewer-tools.js"),
+_ASSETS_JS = (("leaflet", "vendor/leaflet/leaflet.js"), ("kantong_text", "viewer-legend.js"),
+              ("kantong_tools", "viewer-tools.js"),
               ("kantong_viewer", "viewer.js"))
 _ASSETS_CSS = (("leaflet_css", "vendor/leaflet/leaflet.css"), ("kantong_css", "viewer.css"))
 
