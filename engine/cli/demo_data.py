@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from kantong.engine.atomic import claim_dir
 from kantong.engine.errors import InputError
 from kantong.engine.inputs import boundaries
 
@@ -71,6 +73,8 @@ def command(ctx: click.Context, out_dir: Path, province: tuple[str, ...], househ
     few ids then also repeat across partitions.
     """
     start = time.perf_counter()
+    claim_dir(out_dir, command="demo-data", marker="metadata.json",
+              recognise=_previous_demo)  # never mix demo files into someone else's folder
     if len(province) > 1 or partitions is not None:
         if fmt != "parquet" and ctx.get_parameter_source("fmt") != ParameterSource.DEFAULT:
             raise click.BadParameter("partitions are written as Parquet: drop --format csv",
@@ -106,6 +110,15 @@ def command(ctx: click.Context, out_dir: Path, province: tuple[str, ...], househ
         click.echo(f"  year 2:      {paths.n_households_year2:,} households -> "
                    f"{paths.households_year2.name}, {paths.facilities_year2.name}; extreme rate "
                    f"{100 * (paths.extreme_rate_year2 or 0.0):.3f} %")
+
+
+def _previous_demo(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a previous ``kantong demo-data`` output (its metadata.json)."""
+    try:
+        meta = json.loads((out_dir / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "generator_version" in str(meta)
 
 
 def _partitioned(out_dir: Path, provinces: tuple[str, ...], households: int | None,

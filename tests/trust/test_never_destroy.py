@@ -214,3 +214,13 @@ def test_a_failed_run_update_leaves_the_old_run(run_copy: Path) -> None:
         (work / "sites" / "sites_x.parquet").write_bytes(b"new")
     assert verify_run(run_copy)["files"]["sites/sites_x.parquet"]["size"] == 3
     assert _tree(run_copy)["cells.parquet"] == before["cells.parquet"]
+
+
+def test_demo_data_never_writes_into_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("mine")
+    assert_one_line_error(invoke("demo-data", "--out", tmp_path, "--households", "300"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+    out = tmp_path / "demo"
+    for _ in range(2):  # a previous demo (its metadata.json) may be replaced
+        result = invoke("demo-data", "--out", out, "--households", "300", "--seed", "3")
+        assert result.exit_code == 0, result.output
