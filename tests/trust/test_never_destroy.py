@@ -224,3 +224,22 @@ def test_demo_data_never_writes_into_a_foreign_folder(tmp_path: Path) -> None:
     for _ in range(2):  # a previous demo (its metadata.json) may be replaced
         result = invoke("demo-data", "--out", out, "--households", "300", "--seed", "3")
         assert result.exit_code == 0, result.output
+
+
+def test_kill_9_during_sites_leaves_whole_sets(run_copy: Path, tmp_path: Path) -> None:
+    """kill -9 during `kantong sites --out`: the run verifies, the output set is all or none."""
+    out = tmp_path / "out" / "s.geojson"
+    code = ("import sys; from kantong.engine.cli import main; sys.argv = ['kantong', 'sites', "
+            f"'--run', {str(run_copy)!r}, '--type', 'puskesmas', '--count', '2', "
+            f"'--max-minutes', '30', '--out', {str(out)!r}]; main()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    verify_run(run_copy)
+    cleanup(out.parent)  # what the next writer there does first
+    names = {p.name for p in out.parent.iterdir()} if out.parent.exists() else set()
+    assert not {n for n in names if n.startswith(".kantong-")}
+    sets = {"s.geojson", "s.parquet", "s.json"}
+    assert not (names & sets) or sets <= names, names
