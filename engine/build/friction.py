@@ -97,7 +97,8 @@ def target_grid(bounds: tuple[float, float, float, float], *, resolution: float 
     """
     west, south, east, north = bounds
     if not (west < east and south < north) or resolution <= 0:
-        raise InputError(f"bad extent {bounds} or resolution {resolution}")
+        raise InputError(f"empty extent {tuple(round(float(b), 6) for b in bounds)} (west, "
+                         f"south, east, north) or resolution {resolution} <= 0")
     crs_ = utm_crs((west + east) / 2, (south + north) / 2) if crs is None else \
         pyproj.CRS.from_user_input(crs)
     if crs_.is_geographic:

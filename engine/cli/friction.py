@@ -9,6 +9,8 @@ import click
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".asc"}
+#: Margin (degrees, about 1 km) around the input layers when they set the extent.
+_LAYER_MARGIN_DEG = 0.01
 
 
 def _bounds(ctx: click.Context, param: click.Parameter,
@@ -67,8 +69,9 @@ def _extent(bounds, province, landcover, layers) -> tuple[float, float, float, f
     if not frames:
         raise InputError("give --bounds or --province, or at least one input layer")
     boxes = [f.total_bounds for f in frames]
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-            max(b[3] for b in boxes))
+    pad = _LAYER_MARGIN_DEG  # a lone straight road still gets an area around it
+    return (float(min(b[0] for b in boxes)) - pad, float(min(b[1] for b in boxes)) - pad,
+            float(max(b[2] for b in boxes)) + pad, float(max(b[3] for b in boxes)) + pad)
 
 
 @click.command("friction")
