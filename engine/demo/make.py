@@ -46,7 +46,7 @@ from kantong.engine.inputs import boundaries
 logger = logging.getLogger(__name__)
 
 #: Version of the synthetic data model (bump when the generated data changes).
-DEMO_VERSION = "1.0"
+DEMO_VERSION = "1.1"  # 1.1: friction from real rivers + roads + land cover (issue 14)
 DEFAULT_PROVINCE = "61"
 DEFAULT_SEED = 42
 #: P3KE households of Kalimantan Barat (bottom 40 % of ~1.5 M households, rounded);
