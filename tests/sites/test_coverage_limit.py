@@ -80,3 +80,24 @@ def test_straight_line_coverage_includes_points_exactly_at_the_limit():
     assert below.matrix.nnz == 0
     both = straight_line_coverage(*src, *dst, max_minutes=2 * limit)
     assert both.matrix.toarray().tolist() == [[True, True]]
+
+
+def test_reach_bound_from_its_definition():
+    # a path of at most T minutes spans at most T / (min friction * step) pixels, plus one
+    s = _row_surface()
+    assert s.reach_pixels(5.0) == math.ceil(5.0 / (1 / 64 * 64)) + 1 == 6
+    assert s.reach_pixels(0.5) == 2
+
+
+def test_paths_go_around_impassable_pixels():
+    # a wall in the middle column with a gap at the bottom: (0,0) -> (1,0) -> (2,1) -> (1,2)
+    # -> (0,2) costs 1 + sqrt(2) + sqrt(2) + 1 minutes (1/64 min/m, 64 m pixels)
+    f = np.full((3, 3), 1 / 64)
+    f[0:2, 1] = np.nan
+    s = FrictionSurface(friction=f, transform=from_origin(X0, Y0, SIZE, SIZE), crs=UTM)
+    cov = travel_coverage(s, *_lonlat([0], [0]), *_lonlat([0, 2], [2, 1]), max_minutes=10.0)
+    np.testing.assert_allclose(cov.minutes.toarray()[0], [2 + 2 * math.sqrt(2),
+                                                          1 + math.sqrt(2)], rtol=1e-6)
+    just = 2 + 2 * math.sqrt(2)
+    assert travel_coverage(s, *_lonlat([0], [0]), *_lonlat([0], [2]),
+                           max_minutes=just * (1 - 1e-6)).matrix.nnz == 0
