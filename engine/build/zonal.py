@@ -109,25 +109,30 @@ def cell_boundaries(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def _densify(lon: np.ndarray, lat: np.ndarray, which: np.ndarray,
              pieces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Insert ``pieces - 1`` great-circle points into every edge of the rings."""
+    """Insert ``pieces - 1`` great-circle points into every edge of the closed rings."""
     if pieces <= 1:
         return lon, lat, which
     lam, phi = np.radians(lon), np.radians(lat)
     xyz = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=1)
     same = which[1:] == which[:-1]
-    p0, p1 = xyz[:-1][same], xyz[1:][same]
+    edge = np.flatnonzero(same)  # edge e runs from vertex e to vertex e + 1 of one ring
     t = np.arange(pieces) / pieces
-    pts = p0[:, None, :] * (1 - t)[None, :, None] + p1[:, None, :] * t[None, :, None]
+    pts = xyz[edge][:, None, :] * (1 - t)[None, :, None] + xyz[edge + 1][:, None, :] * t[
+        None, :, None]
     pts /= np.linalg.norm(pts, axis=2, keepdims=True)
-    pts = pts.reshape(-1, 3)
-    owner = np.repeat(which[:-1][same], pieces)
-    ends = np.flatnonzero(np.r_[~same, True])  # closing vertex of each ring
-    pts = np.concatenate([pts, xyz[ends]])
-    owner = np.concatenate([owner, which[ends]])
-    order = np.argsort(owner, kind="stable")  # ring pieces in order, closing vertex last
-    pts, owner = pts[order], owner[order]
-    new_lon = np.degrees(np.arctan2(pts[:, 1], pts[:, 0]))
-    new_lat = np.degrees(np.arcsin(np.clip(pts[:, 2], -1, 1)))
+    # output layout: each ring's edges (pieces points each) then its closing vertex
+    first = np.flatnonzero(np.r_[True, ~same])  # first vertex of each ring
+    ring_of_vertex = np.repeat(np.arange(first.size), np.diff(np.r_[first, which.size]))
+    n_edges = np.diff(np.r_[first, which.size]) - 1
+    out_start = np.r_[0, np.cumsum(n_edges * pieces + 1)[:-1]]
+    ring = ring_of_vertex[edge]
+    pos = out_start[ring] + (edge - first[ring]) * pieces
+    out = np.empty((int((n_edges * pieces + 1).sum()), 3))
+    out[(pos[:, None] + np.arange(pieces)).ravel()] = pts.reshape(-1, 3)
+    out[out_start + n_edges * pieces] = xyz[first + n_edges]
+    owner = np.repeat(which[first], n_edges * pieces + 1)
+    new_lon = np.degrees(np.arctan2(out[:, 1], out[:, 0]))
+    new_lat = np.degrees(np.arcsin(np.clip(out[:, 2], -1, 1)))
     return new_lon, new_lat, owner
 
 
