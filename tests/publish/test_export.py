@@ -299,14 +299,17 @@ def test_cli_min_households(run, tmp_path):
 ])
 def test_cli_errors_are_one_line(run, tmp_path, args, message):
     out = tmp_path / "x.geojson"
-    out.write_text("previous")
+    first = _invoke("--run", str(run), "--layer", "cells", "--out", str(out))
+    assert first.exit_code == 0, first.output  # a previous export may be replaced ...
+    previous = out.read_bytes()
+    before = sorted(p.name for p in tmp_path.iterdir())
     res = _invoke("--run", str(run), "--layer", "cells", "--out", str(out), *args)
     assert res.exit_code != 0
     lines = [line for line in res.output.strip().splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and message in lines[0], res.output
     assert "Traceback" not in res.output
-    assert out.read_text() == "previous"  # untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.geojson"]  # no temp files
+    assert out.read_bytes() == previous  # ... but a failed one leaves it untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp files
 
 
 def test_cli_resolution_only_for_cells_and_wkt_only_for_csv(run, tmp_path):
@@ -334,7 +337,9 @@ def test_cli_not_a_run(tmp_path):
 
 def test_failed_write_leaves_nothing(pub, tmp_path, monkeypatch):
     out = tmp_path / "cells.gpkg"
-    out.write_bytes(b"old")
+    export_layer(pub, "cells", out)  # a previous export of the same layer
+    old = out.read_bytes()
+    before = sorted(p.name for p in tmp_path.iterdir())
     import kantong.engine.publish.export as export_mod
 
     def half_then_fail(frame, path, **kwargs):
@@ -344,5 +349,5 @@ def test_failed_write_leaves_nothing(pub, tmp_path, monkeypatch):
     monkeypatch.setattr(export_mod.pyogrio, "write_dataframe", half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         export_layer(pub, "cells", out)
-    assert [p.name for p in tmp_path.iterdir()] == ["cells.gpkg"]
-    assert out.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert out.read_bytes() == old
