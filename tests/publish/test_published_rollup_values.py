@@ -140,3 +140,47 @@ def test_rollup_that_is_not_the_exact_sum_is_refused(change):
     levels[7] = top
     with pytest.raises(RunError, match="not the exact sum"):
         privacy.suppress_hierarchy(levels, min_households=K)
+
+
+def test_atoms_across_regencies_three_levels_and_pocket_regency():
+    # resolution 6 parent P (published) -> r7 children A (published), B and C (small: 7
+    # and 5, together 12 >= K: no complementary cell). B's and C's r8 cells lie under no
+    # published r7 cell: their atom is P's residual, two levels up
+    p6 = h3.latlng_to_cell(0.05, 110.75, 6)
+    a7, b7, c7 = sorted(h3.cell_to_children(p6, 7))[:3]
+    a8 = sorted(h3.cell_to_children(a7, 8))[:3]
+    b8 = sorted(h3.cell_to_children(b7, 8))[:2]
+    c8 = sorted(h3.cell_to_children(c7, 8))[:2]
+    base = pd.DataFrame({"h3": a8 + b8 + c8, "households": [30, 20, 15, 4, 3, 2, 3],
+                         # the residual holds 4 households in 6106 and 8 in 6105
+                         "regency_code": ["6105", "6105", "6106", "6106", "6105", "6105",
+                                          "6105"]})
+    levels = {6: pd.DataFrame({"h3": [p6], "households": [77]}),
+              7: pd.DataFrame({"h3": [a7, b7, c7], "households": [65, 7, 5]}), 8: base}
+    plan = privacy.plan_suppression(levels, min_households=K)
+    assert plan.status[7].tolist() == ["published", "small", "small"]
+    atoms = plan.atoms
+    assert atoms["kind"].tolist() == ["cell"] * 3 + [privacy.ATOM_RESIDUAL] * 4
+    assert atoms["atom"].iloc[3:].nunique() == 1
+    assert atoms["atom"].iloc[3] == "p" + p6  # the r6 parent's residual
+    assert atoms["released"].all()  # 12 households over 4 cells
+    assert atoms["atom_regency"].tolist() == ["6105", "6105", "6106"] + ["6105"] * 4
+    totals = privacy.released_regency_totals(base, plan, columns=("households",))
+    assert totals["households"].to_dict() == {"6105": 62, "6106": 15}
+    # a pocket over 30 (6105) and 15 (6106) published households: regency 6105
+    cells = base.assign(pocket_id=pd.array([1, pd.NA, 1, 1, pd.NA, pd.NA, pd.NA],
+                                           dtype="Int64"))
+    got = privacy.pocket_totals(cells, plan, columns=("households",))
+    assert got.loc[1, "households"] == 45 and got.loc[1, "cells"] == 2
+    assert got.loc[1, "regency_code"] == "6105"
+    assert str(got["regency_code"].dtype) == "string"
+
+
+def test_atom_regency_tie_goes_to_the_smaller_code():
+    levels = _family_levels([30, 5, 5], order=[0, 1, 2])
+    levels[8] = levels[8].assign(regency_code=["6105", "6107", "6106"])
+    plan = privacy.plan_suppression(levels, min_households=K)
+    # the residual (5 + 5) is split evenly between 6107 and 6106: counted in 6106
+    assert plan.atoms["kind"].tolist()[1:] == [privacy.ATOM_RESIDUAL] * 2
+    assert plan.atoms["atom_regency"].tolist() == ["6105", "6106", "6106"]
+    assert plan.atoms["released"].all()
