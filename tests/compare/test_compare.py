@@ -393,7 +393,16 @@ def test_demo_follow_up_shows_planted_improvements(tmp_path: Path) -> None:
                             )["regency_code"])
     rows = table[table["regency_code"].isin(planted)]
     assert len(rows) == len(planted)
-    assert (rows["extreme_rate_change"] < 0).all()
+    # the planted effect is local (~8 km): taken together, the regencies that received the
+    # new facilities lost a larger share of their extreme-poor households than the others
+    # (one regency alone can move by sampling noise at 20,000 households)
+    others = table[~table["regency_code"].isin(planted)]
+
+    def share_kept(frame: pd.DataFrame) -> float:
+        return frame["extreme_households_new"].sum() / frame["extreme_households_old"].sum()
+
+    assert share_kept(rows) < 1.0
+    assert share_kept(rows) < share_kept(others)
     assert (out / "regencies.png").is_file() and (out / "changes.png").is_file()
 
 
