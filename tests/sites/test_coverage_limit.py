@@ -101,3 +101,20 @@ def test_paths_go_around_impassable_pixels():
     just = 2 + 2 * math.sqrt(2)
     assert travel_coverage(s, *_lonlat([0], [0]), *_lonlat([0], [2]),
                            max_minutes=just * (1 - 1e-6)).matrix.nnz == 0
+
+
+def test_point_limits_shorten_the_search_to_the_largest_limit_inclusive():
+    src = _lonlat([0], [0])
+    dst = _lonlat([0] * 5, range(5))
+    # the largest point limit (3 minutes, pixel 2 exactly) bounds the search of the block
+    cov = travel_coverage(_row_surface(), *src, *dst, max_minutes=10.0,
+                          point_limits=np.array([0.5, 0.5, 3.0, 0.5, 0.5]))
+    assert cov.matrix.toarray()[0].tolist() == [True, True, True, False, False]
+    assert cov.minutes.toarray()[0, :3].tolist() == [0.0, 1.0, 3.0]
+    # max_minutes still caps it; no positive limit: nothing is searched
+    capped = travel_coverage(_row_surface(), *src, *dst, max_minutes=1.0,
+                             point_limits=np.full(5, 6.0))
+    assert capped.matrix.toarray()[0].tolist() == [True, True, False, False, False]
+    none = travel_coverage(_row_surface(), *src, *dst, max_minutes=10.0,
+                           point_limits=np.zeros(5))
+    assert none.matrix.nnz == 0 and none.shape == (1, 5)
