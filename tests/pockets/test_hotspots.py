@@ -245,3 +245,35 @@ def test_choose_resolution():
     assert choose_resolution(dense, config=PocketConfig(analysis_resolution=6)) == 6
     with pytest.raises(InputError, match="finer"):
         choose_resolution(dense, config=PocketConfig(analysis_resolution=9))
+
+
+def test_eb_rate_is_marshalls_estimator_by_hand():
+    events = [0.0, 18.0, 1.0, 30.0, 3.0]
+    base = [20.0, 20.0, 10.0, 40.0, 0.0]  # the last unit has no households: it gets m
+    m = sum(events) / sum(base)
+    rates = [e / b if b > 0 else m for e, b in zip(events, base, strict=True)]
+    s2 = (sum(b * (r - m) ** 2 for r, b in zip(rates, base, strict=True)) / sum(base)
+          - m / (sum(base) / len(base)))
+    assert s2 > 0  # real extra variation: EB keeps part of it
+    expected = [m + (r - m) * (s2 / (s2 + m / b) if b > 0 else 0.0)
+                for r, b in zip(rates, base, strict=True)]
+    np.testing.assert_allclose(eb_rate(np.array(events), np.array(base)), expected,
+                               rtol=1e-12)
+    # no variation beyond binomial noise (s2 <= 0): every unit gets m
+    flat = eb_rate(np.array([1.0, 2.0]), np.array([10.0, 20.0]))
+    np.testing.assert_allclose(flat, [0.1, 0.1])
+    assert eb_rate(np.zeros(0), np.zeros(0)).size == 0
+    np.testing.assert_array_equal(eb_rate(np.array([0.0, 0.0]), np.array([0.0, 0.0])), [0, 0])
+
+
+def test_gi_star_tiny_and_constant_inputs():
+    w1 = sp.csr_matrix(np.ones((1, 1)))
+    z, p = gi_star(np.array([3.0]), w1)
+    assert z.tolist() == [0.0] and p.tolist() == [0.5]
+    w2 = sp.csr_matrix(np.ones((2, 2)))
+    z, p = gi_star(np.array([1.0, 3.0]), w2)  # each cell's ring is everything: no signal
+    assert z.tolist() == [0.0, 0.0] and p.tolist() == [0.5, 0.5]
+    # a nearly constant large value is still "constant" (relative tolerance)
+    z, p = gi_star(np.full(3, 1e6) + np.array([0.0, 1e-7, 0.0]),
+                   sp.csr_matrix(np.eye(3)))
+    assert z.tolist() == [0.0] * 3 and p.tolist() == [0.5] * 3
