@@ -53,3 +53,14 @@ def test_rollup_population_all_missing_is_missing_at_every_level():
     for res in (7, 6, 5):
         up = grid.rollup_cells(cells, resolution=res, admin=False)
         assert up["population"].isna().all(), res
+
+
+def test_rollup_to_the_same_resolution_is_the_identity_on_counts():
+    cells, _ = _cells_with_population()
+    same = grid.rollup_cells(cells, resolution=8, admin=False).set_index("h3")
+    orig = cells.set_index("h3")
+    assert sorted(same.index) == sorted(orig.index)
+    for col in grid.COUNT_COLUMNS:
+        assert same[col].dtype == np.int64, col  # whole households stay integers
+        assert (same.loc[orig.index, col] == orig[col]).all(), col
+    np.testing.assert_array_equal(same.loc[orig.index, "population"], orig["population"])
