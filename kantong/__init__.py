@@ -15,8 +15,10 @@ Examples
 >>> import kantong
 >>> kantong.__version__
 '0.2.0'
->>> sorted(n for n in kantong.__all__ if n.startswith("build"))
-['build_run']
+>>> sorted(n for n in kantong.__all__ if n.startswith(("build", "Publ", "create")))
+['PublishedRun', 'build_run', 'create_app']
+>>> kantong.build_run is kantong.engine.build_run
+True
 """
 
 from __future__ import annotations
@@ -32,19 +34,16 @@ _EXPORTS: dict[str, str] = {
     "main": "kantong.engine.cli",
 }
 
-__all__ = ["__version__", "engine", "webmap", *_EXPORTS]
+from kantong.engine import __all__ as _ENGINE_ALL  # noqa: E402 (needs __version__ above)
+
+__all__ = ["__version__", *sorted({"engine", "webmap", *_EXPORTS, *_ENGINE_ALL})]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("engine", "webmap"):
         return importlib.import_module(f"kantong.{name}")
-    module = _EXPORTS.get(name)
+    module = _EXPORTS.get(name) or ("kantong.engine" if name in _ENGINE_ALL else None)
     if module is None:
-        engine = importlib.import_module("kantong.engine")
-        if name in engine.__all__:
-            value = getattr(engine, name)
-            globals()[name] = value
-            return value
         raise AttributeError(f"module 'kantong' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
@@ -52,5 +51,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    engine = importlib.import_module("kantong.engine")
-    return sorted({*__all__, *engine.__all__})
+    return list(__all__)
