@@ -229,3 +229,16 @@ def test_published_ranks_are_1_to_n_without_gaps(ranked_run, column, group):
     assert (got[column].astype(int) == expected.loc[got.index]).all()
     for _, ranks in got.groupby(group)[column]:
         assert sorted(ranks.astype(int)) == list(range(1, len(ranks) + 1))
+
+
+def test_published_cells_keep_the_pocket_ids_of_published_pockets(web_run):
+    # the web fixture: pocket 1 is published although one of its cells is withheld
+    raw = gpd.read_parquet(web_run / "cells.parquet").set_index("h3")
+    pub = PublishedRun(web_run, min_households=K)
+    cells = pd.DataFrame(pub.cells(8).drop(columns="geometry")).set_index("h3")
+    assert sorted(pub.pockets()["pocket_id"]) == [1, 2]
+    expected = raw.loc[cells.index, "pocket_id"].astype("Int64")
+    assert cells["pocket_id"].astype("Int64").equals(expected)
+    members = set(raw.index[raw["pocket_id"] == 1])
+    shown = set(cells.index[cells["pocket_id"] == 1])
+    assert shown < members and len(members - shown) >= 1  # the withheld cell is absent
