@@ -133,23 +133,3 @@ def runner(app):
     """A Flask CLI test runner of ``app``."""
     return app.test_cli_runner()
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect docstring examples that are illustrations only (every line ``+SKIP``).
-
-    ``--doctest-modules`` collects the ``Examples`` of engine/ and webmap/. Examples that
-    need a run directory or data files are marked ``# doctest: +SKIP`` line by line; a
-    docstring made only of those runs nothing, so it is reported as deselected (with its
-    count in the summary line), not as a skipped test.
-    """
-    import doctest
-
-    from _pytest.doctest import DoctestItem
-
-    illustrative = [item for item in items if isinstance(item, DoctestItem)
-                    and item.dtest is not None and item.dtest.examples
-                    and all(ex.options.get(doctest.SKIP) for ex in item.dtest.examples)]
-    if illustrative:
-        config.hook.pytest_deselected(items=illustrative)
-        keep = set(map(id, illustrative))
-        items[:] = [item for item in items if id(item) not in keep]

@@ -83,7 +83,7 @@ def points_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int, *,
 
     Examples
     --------
-    >>> points_to_cells(np.array([0.05]), np.array([110.75]), 8)[0] == 0x8868B6550DFFFFF
+    >>> bool(points_to_cells(np.array([0.05]), np.array([110.75]), 8)[0] == 0x8868B6550DFFFFF)
     True
     """
     lat = np.ascontiguousarray(lat, dtype=np.float64)
