@@ -326,18 +326,7 @@ class Config:
         """Read a ``kantong.toml`` file; ``None`` gives the defaults."""
         if path is None:
             return cls()
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not valid TOML (the file is not UTF-8 text)") from None
-        except (IsADirectoryError, PermissionError) as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-        return cls.from_mapping(raw, source=str(path))
+        return cls.from_mapping(read_toml(path, what="config"), source=str(path))
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "config") -> Config:
@@ -399,6 +388,39 @@ def _check_types(default: Any, values: Mapping[str, Any], *, section: str, sourc
             continue
         if not ok:
             raise ConfigError(f"{source}: {section}.{key} must be {what}, got {value!r}")
+
+
+def read_toml(path: str | Path, *, what: str) -> dict[str, Any]:
+    """Read a TOML file (config, schema, costs, speed table) with one-line errors.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    what : str
+        What the file is, for messages (``"config"``, ``"schema"``, ``"costs"`` ...).
+
+    Returns
+    -------
+    dict
+        The parsed document.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, unreadable, not UTF-8 text or not valid TOML.
+    """
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML (the file is not UTF-8 text)") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} file ({exc.strerror})") from None
 
 
 def check_resolution(resolution: int) -> int:

@@ -70,7 +70,7 @@ from kantong.engine.constants import (
     VILLAGES_FILE,
     WGS84,
 )
-from kantong.engine.errors import CRSError, EmptyInputError, InputError
+from kantong.engine.errors import EmptyInputError, InputError
 from kantong.engine.h3ids import cells_to_uint64
 from kantong.engine.inputs import boundaries
 from kantong.engine.inputs.absent import blank_absent, with_placeholders
@@ -88,6 +88,7 @@ from kantong.engine.inputs.partitions import (
     list_parts,
 )
 from kantong.engine.inputs.rasters import open_raster
+from kantong.engine.inputs.tables import read_vector_layer
 from kantong.engine.rundir import (
     Timer,
     file_record,
@@ -158,14 +159,7 @@ def read_study_area(*, boundaries_path: str | Path | None = None,
     """
     if boundaries_path is not None:
         path = Path(boundaries_path)
-        if not path.exists():
-            raise InputError(f"{path}: boundaries file not found")
-        try:
-            gdf = gpd.read_file(path, engine="pyogrio")
-        except Exception as exc:  # pyogrio raises several unrelated types
-            raise InputError(f"{path}: cannot read boundaries ({exc})") from None
-        if gdf.crs is None:
-            raise CRSError(f"{path}: boundaries layer has no CRS")
+        gdf = read_vector_layer(path, what="boundaries")
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
         if gdf.empty or not gdf.geom_type.isin(["Polygon", "MultiPolygon"]).any():
             raise InputError(f"{path}: boundaries layer holds no polygon")

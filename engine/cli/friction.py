@@ -29,21 +29,9 @@ def _bounds(ctx: click.Context, param: click.Parameter,
 def _read_vector(path: Path | None, what: str):  # noqa: ANN202 - GeoDataFrame or None
     if path is None:
         return None
-    import geopandas as gpd
+    from kantong.engine.inputs.tables import read_vector_layer
 
-    from kantong.engine.errors import InputError, first_line
-
-    if not path.exists():
-        raise InputError(f"{path}: {what} file not found")
-    try:
-        gdf = gpd.read_file(path, engine="pyogrio")
-    except Exception as exc:  # pyogrio raises several unrelated types
-        raise InputError(f"{path}: cannot read {what} ({first_line(exc)})") from None
-    if gdf.crs is None:
-        from kantong.engine.errors import CRSError
-
-        raise CRSError(f"{path}: {what} have no CRS: set one (e.g. EPSG:4326)")
-    return gdf
+    return read_vector_layer(path, what=what)
 
 
 def _extent(bounds, province, landcover, layers) -> tuple[float, float, float, float]:  # noqa: ANN001

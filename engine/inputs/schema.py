@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kantong.engine.config import read_toml
 from kantong.engine.constants import DEPRIVATION_FIELDS, PERSONAL_FIELDS
 from kantong.engine.errors import ConfigError, MissingColumnError
 
@@ -186,16 +187,7 @@ class Schema:
     @classmethod
     def from_toml(cls, path: str | Path) -> Schema:
         """Read a schema file (TOML)."""
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: schema file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not a valid TOML schema ({exc})") from None
-        except (IsADirectoryError, PermissionError) as exc:
-            raise ConfigError(f"{path}: cannot read schema file ({exc.strerror})") from None
-        return cls.from_mapping(raw, source=str(path))
+        return cls.from_mapping(read_toml(path, what="schema"), source=str(path))
 
     @classmethod
     def load(cls, spec: str | Path | Schema | None) -> Schema:

@@ -421,4 +421,38 @@ def iter_tables(path: str | Path, *, batch_rows: int | None, resolve: Resolve, c
 
 
 
-__all__ = ["GEOMETRY", "iter_tables", "table_kind"]
+def read_vector_layer(path: str | Path, *, what: str) -> gpd.GeoDataFrame:
+    """Read a whole vector layer (boundaries, roads, rivers ...) that must carry a CRS.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any vector format GDAL reads (GeoPackage, GeoJSON, Shapefile ...).
+    what : str
+        What the layer is, for messages (``"boundaries"``, ``"roads"`` ...).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The layer in its own CRS.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or unreadable.
+    CRSError
+        If the layer has no CRS.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several unrelated types
+        raise InputError(f"{path}: cannot read {what} ({first_line(exc)})") from None
+    if gdf.crs is None:
+        raise CRSError(f"{path}: the {what} layer has no CRS: set one (e.g. EPSG:4326)")
+    return gdf
+
+
+__all__ = ["GEOMETRY", "iter_tables", "read_vector_layer", "table_kind"]

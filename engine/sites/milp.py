@@ -16,6 +16,7 @@ import highspy
 import numpy as np
 from scipy import sparse
 
+from kantong.engine.errors import InputError
 from kantong.engine.sites.highs import new_highs
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,51 @@ def gap_min(objective: float, bound: float) -> float:
     if objective <= bound + 1e-9 * max(1.0, abs(objective)):
         return 0.0
     return (objective - bound) / objective
+
+
+def travel_instance(times: np.ndarray | sparse.spmatrix, weights: np.ndarray,
+                    base: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """Validate a travel-time instance (p-median, p-center) and return it as arrays.
+
+    Parameters
+    ----------
+    times : array or sparse matrix
+        Candidates x points travel minutes (see :func:`as_times`).
+    weights : numpy.ndarray
+        Demand of each point (finite, >= 0).
+    base : numpy.ndarray
+        Each point's travel minutes to the nearest existing facility (finite, >= 0; cap
+        them at the horizon).
+
+    Returns
+    -------
+    tuple
+        ``(times as CSR, weights, base)`` as float64.
+
+    Raises
+    ------
+    InputError
+        If the lengths disagree or any value is negative or not finite.
+
+    Examples
+    --------
+    >>> t, w, b = travel_instance(np.array([[1.0, 5.0]]), np.ones(2), np.array([3.0, 3.0]))
+    >>> t.nnz, w.tolist(), b.tolist()
+    (2, [1.0, 1.0], [3.0, 3.0])
+    """
+    t = as_times(times)
+    w = np.asarray(weights, dtype=np.float64)
+    base = np.asarray(base, dtype=np.float64)
+    if t.shape[1] != len(w) or len(base) != len(w):
+        raise InputError(f"travel times have {t.shape[1]} points, weights {len(w)}, "
+                         f"base times {len(base)}")
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise InputError("demand weights must be finite and >= 0")
+    if not np.isfinite(base).all() or (base < 0).any():
+        raise InputError("base travel times must be finite and >= 0 (cap them)")
+    if (t.data < 0).any() or not np.isfinite(t.data).all():
+        raise InputError("travel times must be finite and >= 0")
+    return t, w, base
 
 
 def as_times(times: np.ndarray | sparse.spmatrix) -> sparse.csr_matrix:

@@ -30,9 +30,8 @@ import time
 import numpy as np
 from scipy import sparse
 
-from kantong.engine.errors import InputError
 from kantong.engine.sites import lscp, pmedian
-from kantong.engine.sites.milp import as_times, gap_min
+from kantong.engine.sites.milp import gap_min, travel_instance
 from kantong.engine.sites.solvers import SitingResult
 
 logger = logging.getLogger(__name__)
@@ -40,13 +39,7 @@ logger = logging.getLogger(__name__)
 
 class _Instance:
     def __init__(self, times: sparse.spmatrix, weights: np.ndarray, base: np.ndarray) -> None:
-        t = as_times(times)
-        w = np.asarray(weights, dtype=np.float64)
-        base = np.asarray(base, dtype=np.float64)
-        if t.shape[1] != len(w) or len(base) != len(w):
-            raise InputError("travel times, weights and base times disagree in length")
-        if not np.isfinite(base).all():
-            raise InputError("base travel times must be finite (cap them)")
+        t, w, base = travel_instance(times, weights, base)
         self.t, self.w, self.base = t, w, base
         self.need = w > 0
         best = base.copy()

@@ -21,13 +21,13 @@ Example ``costs.toml`` (Rupiah; every table optional, unknown keys are errors)::
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from kantong.engine.build.travel import type_slug
+from kantong.engine.config import read_toml
 from kantong.engine.errors import ConfigError
 
 #: Household interventions: key -> (Inpres strategy, what the household gains).
@@ -80,16 +80,7 @@ class PlanCosts:
         ConfigError
             Missing or unreadable file, unknown tables or keys, costs that are not > 0.
         """
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: costs file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        except (IsADirectoryError, PermissionError) as exc:
-            raise ConfigError(f"{path}: cannot read costs file ({exc.strerror})") from None
-        return cls.from_mapping(raw, source=str(path))
+        return cls.from_mapping(read_toml(path, what="costs"), source=str(path))
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "costs") -> PlanCosts:

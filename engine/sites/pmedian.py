@@ -35,7 +35,7 @@ from scipy import sparse
 
 from kantong.engine.errors import InputError
 from kantong.engine.sites import milp
-from kantong.engine.sites.milp import as_times, gap_min
+from kantong.engine.sites.milp import gap_min
 from kantong.engine.sites.solvers import SitingResult
 
 logger = logging.getLogger(__name__)
@@ -48,18 +48,7 @@ class TravelSavings:
     """The instance in savings form: pairs ``(j, i)`` with ``t_ij < base_i`` as CSR rows."""
 
     def __init__(self, times: sparse.spmatrix, weights: np.ndarray, base: np.ndarray) -> None:
-        t = as_times(times)
-        w = np.asarray(weights, dtype=np.float64)
-        base = np.asarray(base, dtype=np.float64)
-        if t.shape[1] != len(w) or len(base) != len(w):
-            raise InputError(f"travel times have {t.shape[1]} points, weights {len(w)}, "
-                             f"base times {len(base)}")
-        if (w < 0).any() or not np.isfinite(w).all():
-            raise InputError("demand weights must be finite and >= 0")
-        if not np.isfinite(base).all() or (base < 0).any():
-            raise InputError("base travel times must be finite and >= 0 (cap them)")
-        if (t.data < 0).any() or not np.isfinite(t.data).all():
-            raise InputError("travel times must be finite and >= 0")
+        t, w, base = milp.travel_instance(times, weights, base)
         rows = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
         keep = (t.data < base[t.indices]) & (w[t.indices] > 0)
         self.n_cand, self.n_points = t.shape
