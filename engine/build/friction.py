@@ -29,12 +29,14 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pyproj
 import rasterio
+import rasterio.errors
 import rasterio.warp
 from affine import Affine
 from rasterio import features
@@ -334,5 +336,27 @@ def write_friction(path: str, friction: np.ndarray, grid: TargetGrid,
             dst.set_band_description(1, f"friction (minutes per metre), {info['mode']}")
 
 
-__all__ = ["MIN_PER_M_AT_1_KMH", "TargetGrid", "build_friction", "target_grid", "utm_crs",
-           "write_friction"]
+def is_friction_output(path: str | Path) -> bool:
+    """Return True if ``path`` is a GeoTIFF written by ``kantong friction``.
+
+    Parameters
+    ----------
+    path : str or Path
+        An existing file.
+
+    Returns
+    -------
+    bool
+        Whether its band is described as a Kantong friction surface (so ``--out`` may
+        replace it).
+    """
+    try:
+        with rasterio.open(path) as src:
+            return (src.driver == "GTiff" and src.count == 1
+                    and (src.descriptions[0] or "").startswith("friction (minutes per metre)"))
+    except rasterio.errors.RasterioIOError:
+        return False
+
+
+__all__ = ["MIN_PER_M_AT_1_KMH", "TargetGrid", "build_friction", "is_friction_output",
+           "target_grid", "utm_crs", "write_friction"]

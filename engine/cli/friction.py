@@ -115,6 +115,11 @@ def command(out: Path, roads: Path | None, road_class: str, rivers: Path | None,
     from kantong.engine.errors import CRSError, InputError
 
     t0 = time.perf_counter()
+    from kantong.engine.atomic import claim_file
+    from kantong.engine.build.friction import is_friction_output
+
+    claim_file(out, command="friction", recognise=is_friction_output,
+               inputs=[roads, rivers, landcover, dem, speeds])
     if not any((roads, rivers, landcover, dem)):
         raise InputError("give at least one of --roads, --rivers, --landcover, --dem")
     for path, what in ((landcover, "land-cover"), (dem, "DEM")):

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from kantong.engine import __version__
-from kantong.engine.atomic import atomic_path, write_json
+from kantong.engine.atomic import atomic_dir, atomic_path, claim_dir, write_json
 from kantong.engine.compare.targets import TARGETS
 from kantong.engine.constants import CELLS_FILE, POCKETS_FILE, WGS84
 from kantong.engine.errors import InputError, RunError
@@ -215,8 +215,10 @@ def plan_budget(run_dir: str | Path, costs: PlanCosts, *, budget: float | None =
                                shown=run_dir / PLAN_DIR)
             paths = {k: run_dir / PLAN_DIR / p.name for k, p in paths.items()}
         else:
-            paths = _write(run_dir, folder, table, regencies, sites, metadata, timer,
-                           shown=folder)
+            with atomic_dir(folder) as tmp:  # the folder is swapped in as one unit
+                paths = _write(run_dir, tmp, table, regencies, sites, metadata, timer,
+                               shown=folder)
+            paths = {k: folder / p.name for k, p in paths.items()}
     return BudgetPlan(units=table, regencies=regencies, sites=sites, metadata=metadata,
                       paths=paths)
 
@@ -310,9 +312,21 @@ def _out_folder(run_dir: Path, out: str | Path | None) -> Path | None:
     if inside:
         raise InputError(f"{out}: inside the run directory the plan goes to RUNDIR/{PLAN_DIR} "
                          "(omit --out); give a folder outside the run")
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{out}: not a folder")
+    claim_dir(folder, command="plan", marker="plan.json", recognise=_previous_plan,
+              inputs=[run_dir], what="run directory")
     return folder
+
+
+#: Files ``kantong plan`` writes into its folder.
+_PLAN_FILES = frozenset({"plan_units.csv", "plan_regencies.csv", "plan.geojson", "plan.parquet",
+                         "plan_sites.geojson", "plan_sites.parquet", "plan.json",
+                         "plan_curve.png"})
+
+
+def _previous_plan(folder: Path) -> bool:
+    """Whether ``folder`` holds a previous ``kantong plan`` output and nothing else."""
+    names = {p.name for p in folder.iterdir() if not p.name.startswith(".kantong-")}
+    return names <= _PLAN_FILES
 
 
 def _write(run_dir: Path, folder: Path, table: pd.DataFrame,

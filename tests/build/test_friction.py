@@ -168,6 +168,19 @@ def test_cli_writes_a_tagged_raster_that_build_accepts(grid, tmp_path):
 
     layer = open_raster(out, name="friction")
     TravelSurface.from_friction(layer.data, transform=layer.transform, crs=layer.crs)
+    # its own previous output may be replaced; an input or a foreign file never
+    args = ["friction", "--roads", str(tmp_path / "roads.gpkg"), "--bounds",
+            ",".join(map(str, BOUNDS)), "--crs", UTM, "--out"]
+    assert CliRunner().invoke(cli, [*args, str(out)]).exit_code == 0
+    roads_bytes = (tmp_path / "roads.gpkg").read_bytes()
+    foreign = tmp_path / "notes.tif"
+    foreign.write_bytes(b"not a raster")
+    for target in (tmp_path / "roads.gpkg", foreign):
+        result = CliRunner().invoke(cli, [*args, str(target)])
+        assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
+        assert result.output.count("\n") == 1
+    assert (tmp_path / "roads.gpkg").read_bytes() == roads_bytes
+    assert foreign.read_bytes() == b"not a raster"
 
 
 def test_cli_bad_input_is_one_line_and_leaves_no_raster(tmp_path):

@@ -152,3 +152,24 @@ def test_a_run_without_pockets_is_a_one_line_error(tiny_run, tmp_path):
     res = CliRunner().invoke(cli, ["plan", "--run", str(run), "--costs", str(costs),
                                    "--budget", "1e9", "--out", str(run / "elsewhere")])
     assert res.exit_code == 1 and "inside the run directory" in res.output
+
+
+def test_out_folder_is_owned_and_replaced_as_one_unit(pocket_run, tmp_path):
+    run, _ = pocket_run
+    costs = PlanCosts.from_mapping({"assistance": {"cost": 3e6}})
+    out = tmp_path / "plan"
+    first = plan_budget(run, costs, budget=10 * 3e6, out=out)
+    assert first.metadata["totals"]["reached"] == pytest.approx(10)
+    # a previous plan folder is replaced whole ...
+    second = plan_budget(run, costs, budget=20 * 3e6, out=out)
+    assert second.metadata["totals"]["reached"] == pytest.approx(20)
+    names = sorted(p.name for p in out.iterdir())
+    assert "plan.json" in names and not any(n.startswith(".kantong-") for n in names)
+    # ... a folder holding anything else is refused, and left as it was
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(InputError, match="not a previous `kantong plan` output"):
+        plan_budget(run, costs, budget=30 * 3e6, out=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(InputError, match="holds the run directory"):  # nor hold an input
+        plan_budget(run, costs, budget=30 * 3e6, out=run.parent)
