@@ -77,6 +77,7 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     # layers
     "layer_regencies": ("Batas kabupaten/kota", "Regency boundaries"),
     "layer_districts": ("Batas kecamatan", "Kecamatan boundaries"),
+    "layer_coast": ("Garis pantai rinci", "Detailed coastline"),
     "layer_pockets": ("Kantong kemiskinan ({n})", "Poverty pockets ({n})"),
     "layer_sites": ("Lokasi usulan ({n})", "Proposed sites ({n})"),
     "layer_facilities": ("Fasilitas yang ada ({n})", "Existing facilities ({n})"),

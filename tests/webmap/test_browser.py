@@ -223,6 +223,11 @@ def test_viewer_in_headless_chromium(driver: webdriver.Chrome, server: str, run_
                    f"'path.kantong-pocket-marker').length === {expected};",
               f"expected {expected} pocket markers at zoom {zoom}")
     _assert_labels_clear_of_controls(drv)
+    # zoomed in (11), the detailed coastline is fetched and drawn over the simplified background
+    _wait(drv, "return performance.getEntriesByType('resource').some(e => e.name.endsWith("
+               "'/api/context/coast.geojson')) && [...document.querySelectorAll("
+               "'path.leaflet-interactive, path')].some(p => p.getAttribute('stroke') === "
+               "'#4a4a4a');", "the detailed coastline was not drawn at zoom 11")
     # the province at zoom 8 (as in compare mode): Sambas sits under the title panel and
     # Kapuas Hulu under the layer control unless the viewer hides them
     drv.execute_script("window.kantongMap.setView([-0.2, 111.0], 8, {animate: false});")

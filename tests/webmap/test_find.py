@@ -142,3 +142,21 @@ def test_context_layers_cover_the_run(app, run: PublishedRun) -> None:
     assert len(villages) == len(_our_villages(run))
     lon, lat, name = villages[0]
     assert isinstance(name, str) and -5 < lat < 5 and 108 < lon < 120
+
+
+def test_coast_layer_is_the_shipped_province_outline_unsimplified(app, run: PublishedRun) -> None:
+    import shapely.geometry
+
+    doc = app.test_client().get("/api/context/coast.geojson").json
+    provinces = {code[:2] for code in run.regencies()["regency_code"]}
+    assert {f["properties"]["province_code"] for f in doc["features"]} == provinces
+    shipped = boundaries.provinces()
+    for feature in doc["features"]:
+        code = feature["properties"]["province_code"]
+        line = shapely.geometry.shape(feature["geometry"])
+        truth = shipped.loc[shipped["province_code"].astype(str) == code].geometry.iloc[0]
+        # the BPS outline itself (1e-6 degree rounding), not the 0.002 degree map background
+        assert line.hausdorff_distance(truth.boundary) < 2e-6
+        assert shapely.get_num_coordinates(line) >= shapely.get_num_coordinates(truth) - 5
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "/api/context/coast.geojson" in page

@@ -383,6 +383,7 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
                  "search": f"{root}/api/search", "facilities": f"{root}/api/facilities",
                  "context": f"{root}/api/context/places.json",
                  "districts": f"{root}/api/context/districts.geojson",
+                 "coast": f"{root}/api/context/coast.geojson",
                  "villages": f"{root}/api/context/villages.json"},
         "runBounds": [west, south, east, north],
         "regencyBounds": regency_bounds,

@@ -443,6 +443,18 @@
       });
       map.on("overlayremove", function (e) { if (e.layer === districts) { state.districtsOff = true; } });
     }
+    /* the coastline at the shipped precision from zoom 10 (the background is simplified) */
+    if (urls.coast) {
+      var coast = L.geoJSON(null, { style: { color: "#4a4a4a", weight: 1.2, fill: false },
+                                    interactive: false });
+      layers.coast = lazyOverlay(coast, urls.coast, msg("layer_coast"), map.getZoom() >= 10);
+      map.on("zoomend", function () {
+        if (map.getZoom() >= 10 && !map.hasLayer(coast) && !state.coastOff) {
+          map.addLayer(coast);
+        }
+      });
+      map.on("overlayremove", function (e) { if (e.layer === coast) { state.coastOff = true; } });
+    }
     if (urls.villages) {
       var villages = L.layerGroup();
       var villagePoints = null;

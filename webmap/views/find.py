@@ -181,6 +181,24 @@ def context_districts() -> Response:
                          mimetype=GEOJSON_MIMETYPE))
 
 
+def _coast() -> str:
+    """Return the run's provinces' outlines (coast, land borders) at the shipped precision."""
+    codes = {code[:2] for code in _regency_codes()}
+    prov = boundaries.provinces()
+    prov = prov[prov["province_code"].astype(str).isin(codes)]
+    lines = gpd.GeoDataFrame({"province_code": prov["province_code"].astype(str).to_numpy()},
+                             geometry=prov.geometry.boundary.to_numpy(), crs=prov.crs)
+    return geojson_text(round_and_orient(lines.reset_index(drop=True)),
+                        id_column="province_code")
+
+
+@bp.get("/api/context/coast.geojson")
+def context_coast() -> Response:
+    """Province outlines (coastline) unsimplified, for the map from zoom 10 (BPS 2020)."""
+    return cached(Response(_once("kantong_context_coast", _coast),
+                           mimetype=GEOJSON_MIMETYPE))
+
+
 def _villages() -> dict[str, Any]:
     pts = boundaries.village_points()
     pts = pts[pts["regency_code"].astype(str).isin(set(_regency_codes()))]
