@@ -33,6 +33,7 @@ MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "title": ("Kantong — kantong kemiskinan {province}", "Kantong — poverty pockets of {province}"),
     "run": ("Analisis {run_id}", "Run {run_id}"),
     "synthetic": ("data demo SINTETIS", "SYNTHETIC demo data"),
+    "absent_indicators": ("tidak ada di register ini: {names}", "not in this register: {names}"),
     "location_precision": ("lokasi: {point}% dari koordinat, {village}% dari kode desa saja "
                            "(jumlah per sel dari kode desa = perkiraan)",
                            "located: {point}% by coordinates, {village}% by village code only "

@@ -33,7 +33,7 @@ import shapely
 from branca.element import Element, Figure, MacroElement
 from jinja2 import Template
 
-from kantong.engine.constants import WGS84
+from kantong.engine.constants import DEPRIVATIONS, WGS84
 from kantong.engine.errors import RunError
 from kantong.webmap.i18n import (
     DEFAULT_LANGUAGE,
@@ -108,6 +108,10 @@ class ViewerContent:
     location_precision
         The run's ``location_precision`` record (share of households located by coordinates
         and by village code only), stated under the title.
+    absent_indicators
+        Register fields the register did not hold (``register.absent_indicators`` of the
+        manifest, e.g. ``child_out_of_school``), stated under the title as "not in this
+        register"; their shares and counts are missing, never zero.
     compare
         Change layers of ``kantong serve --compare`` (an object with ``add_to(fmap, *,
         base_url, bounds, lang)`` returning ``(overlay, low-zoom markers)`` layer pairs and
@@ -131,6 +135,7 @@ class ViewerContent:
     min_households: int | None = None
     synthetic: bool = False
     location_precision: Mapping[str, Any] | None = None
+    absent_indicators: tuple[str, ...] = ()
     province_codes: tuple[str, ...] = field(default_factory=tuple)
     compare: Any = None
     cell_columns: tuple[str, ...] = ()
@@ -400,6 +405,10 @@ def build_map(content: ViewerContent, *, base_url: str = "", static_url: str = "
         share = float(content.location_precision.get("share_by_village", 0.0))
         sub.append(t("location_precision", lang, point=round(100 * (1 - share)),
                      village=round(100 * share)))
+    if content.absent_indicators:  # indicators the register lacks (issue 13)
+        names = [t("dep_" + DEPRIVATIONS[f][1].removeprefix("n_"), lang)
+                 for f in content.absent_indicators if f in DEPRIVATIONS]
+        sub.append(t("absent_indicators", lang, names=", ".join(names)))
     layers = [x for x in DOWNLOAD_LAYERS
               if x == "cells" or (x == "pockets" and content.pockets is not None)
               or (x == "sites" and content.sites is not None)]

@@ -190,6 +190,8 @@ def content_from_published(run: Any, *, indicators: Sequence[str], bounds: BBox
         pockets=pockets if len(pockets) else None, sites=sites if len(sites) else None,
         min_households=int(run.min_households), synthetic=bool(manifest.get("synthetic")),
         location_precision=precision_of_manifest(manifest),
+        absent_indicators=tuple(str(f) for f in
+                                (manifest.get("register") or {}).get("absent_indicators", [])),
         province_codes=province_codes,
         cell_columns=tuple(c for c in cells.columns if c != "geometry"),
         facility_count=0 if facilities is None else len(facilities),
