@@ -35,3 +35,23 @@ def run_copy(built_run: Path, tmp_path: Path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(built_run, target)
     return target
+
+
+class _NoListen:
+    """Stands in for waitress's server: ``kantong serve`` returns as on Ctrl+C."""
+
+    effective_port = 8123
+
+    def run(self) -> None:
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def no_listen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``kantong serve`` validate and set up everything, then stop without listening."""
+    import waitress
+
+    monkeypatch.setattr(waitress, "create_server", lambda *a, **kw: _NoListen())

@@ -184,20 +184,8 @@ def test_users_with_generated_accounts(tmp_path: Path, name: str, regency: str, 
        users=st.sampled_from([None, "missing.json", "garbage.json"]))
 def test_serve_with_generated_options(built_run: Path, tmp_path: Path, run: str,
                                       k: str | None, url: str | None, users: str | None,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      no_listen: None) -> None:
     """Everything but a valid setup fails before listening; a valid one starts and stops."""
-    import waitress
-
-    class _Server:
-        effective_port = 8123
-
-        def run(self) -> None:
-            raise KeyboardInterrupt
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(waitress, "create_server", lambda *a, **kw: _Server())
     (tmp_path / "file").write_text("x")
     (tmp_path / "empty").mkdir(exist_ok=True)
     (tmp_path / "garbage.json").write_text("[1, 2]")

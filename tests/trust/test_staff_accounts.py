@@ -174,21 +174,8 @@ def test_tile_urls_come_from_the_configured_base_never_the_host(web_run: Path) -
 
 
 def test_serve_warns_without_tls_beyond_loopback(two_regency_run: tuple[Path, str, str],
-                                                 tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 tmp_path: Path, no_listen: None) -> None:
     """``serve --host 0.0.0.0 --users`` warns and points to the reverse-proxy recipe."""
-    import waitress
-
-    class _Server:
-        effective_port = 8123
-
-        def run(self) -> None:
-            raise KeyboardInterrupt
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(waitress, "create_server", lambda *a, **k: _Server())
     run, a, _ = two_regency_run
     users = tmp_path / "users.json"
     add_user(users, "ani", PASSWORD, role="staff", regency=a)
