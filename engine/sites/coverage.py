@@ -447,6 +447,18 @@ def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
 
 
+def _search_chord(max_minutes: float, speed_kmh: float) -> float:
+    """Return the chord (unit sphere) of the distance covered in ``max_minutes``.
+
+    The great-circle distance ``speed * time`` (at most half the circumference) as the
+    straight-line distance between unit vectors, ``2 sin(angle / 2)``, a hair longer so that
+    no pair exactly at the limit is lost to rounding.
+    """
+    radius_m = speed_kmh * 1000.0 * max_minutes / 60.0
+    angle = min(radius_m / EARTH_RADIUS_M, math.pi)
+    return 2.0 * math.sin(angle / 2.0) * (1 + 1e-12)
+
+
 def straight_line_coverage(src_lon: np.ndarray, src_lat: np.ndarray, dst_lon: np.ndarray,
                            dst_lat: np.ndarray, *, max_minutes: float,
                            speed_kmh: float = STRAIGHT_LINE_SPEED_KMH) -> Coverage:
@@ -470,17 +482,13 @@ def straight_line_coverage(src_lon: np.ndarray, src_lat: np.ndarray, dst_lon: np
         raise InputError(f"max_minutes must be > 0, got {max_minutes}")
     if not speed_kmh > 0:
         raise InputError(f"speed_kmh must be > 0, got {speed_kmh}")
-    radius_m = speed_kmh * 1000.0 * max_minutes / 60.0
-    angle = min(radius_m / EARTH_RADIUS_M, math.pi)
-    chord = 2.0 * math.sin(angle / 2.0) * (1 + 1e-12)
     n_src, n_dst = len(src_lon), len(dst_lon)
-    if n_src == 0 or n_dst == 0:
-        return Coverage.from_triplets(np.zeros(0), np.zeros(0), np.zeros(0), (n_src, n_dst),
-                                      max_minutes=max_minutes, method="straight-line")
     a = cKDTree(_unit_vectors(src_lon, src_lat))
     b = cKDTree(_unit_vectors(dst_lon, dst_lat))
-    pairs = a.sparse_distance_matrix(b, chord, output_type="ndarray")
-    dist_m = 2.0 * EARTH_RADIUS_M * np.arcsin(np.clip(pairs["v"] / 2.0, 0.0, 1.0))
+    pairs = a.sparse_distance_matrix(b, _search_chord(max_minutes, speed_kmh),
+                                     output_type="ndarray")
+    # chords of antipodal points can round past 2 (the unit sphere's diameter)
+    dist_m = 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(pairs["v"] / 2.0, 1.0))
     minutes = dist_m / (speed_kmh * 1000.0) * 60.0
     keep = minutes <= max_minutes
     logger.info("straight-line coverage at %.1f km/h: %d sources x %d points, %d pairs",
