@@ -516,7 +516,8 @@ class PublishedRun:
                     self._facilities = _empty_geo(PUBLIC_FACILITY_COLUMNS)
                 else:
                     gdf = _read_geo(path)
-                    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+                    # no point, or an empty one (GeoSeries.notna() warns on empty points)
+                    gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
                     gdf["lon"] = gdf.geometry.x.round(6)
                     gdf["lat"] = gdf.geometry.y.round(6)
                     cols = [c for c in PUBLIC_FACILITY_COLUMNS if c in gdf.columns]
@@ -602,10 +603,9 @@ class PublishedRun:
         """Return the normalised regency code, or raise ``InputError`` if not in the run."""
         code = str(regency).strip()
         known = self.regency_codes()
-        if code not in known:
-            shown = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "")
-            raise InputError(f"{self.run_dir}: regency {regency!r} not in this run "
-                             f"(known: {shown})")
+        if code not in known:  # the message names at most 12 codes
+            raise InputError(f"{self.run_dir}: regency {regency!r} not in this run (known: "
+                             f"{', '.join(known[:12])}{' ...' if len(known) > 12 else ''})")
         return code
 
 
