@@ -26,7 +26,6 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
-import h3ronpy
 import numpy as np
 import pandas as pd
 
@@ -66,9 +65,10 @@ class SuppressionPlan:
     status
         Resolution -> Series indexed by H3 id (string) with one of :data:`STATUSES`.
     atoms
-        One row per base cell (index: H3 id) with ``atom`` (atom key), ``kind``
-        (``cell``/``residual``/``remainder``), ``released`` (bool) and ``atom_regency``
-        (regency the atom is counted in).
+        One row per base cell (index: H3 id) with ``atom`` (atom key: the H3 id of the
+        published cell, of the published ancestor whose residual it is, or the regency
+        code of a remainder), ``kind`` (``cell``/``residual``/``remainder``), ``released``
+        (bool) and ``atom_regency`` (regency the atom is counted in).
     """
 
     min_households: int
@@ -120,63 +120,60 @@ def suppress_hierarchy(levels: Mapping[int, pd.DataFrame], *, min_households: in
     k = check_min_households(min_households)
     resolutions = sorted(levels)
     out: dict[int, pd.Series] = {}
-    prev_ids: np.ndarray | None = None
-    prev_pub: np.ndarray | None = None
-    for i, res in enumerate(resolutions):
+    coarser = None  # resolution, ids, households and published flags of the level above
+    for res in resolutions:
         frame = levels[res]
         ids = cells_to_uint64(frame["h3"])
-        # float64: counts of village-located households are expected (fractional) values,
-        # compared with K as they are (9.6 expected households < 10 is withheld)
-        hh = frame["households"].to_numpy(dtype="float64")
+        # counts of village-located households are expected (fractional) values, compared
+        # with K as they are (9.6 expected households < 10 is withheld)
+        hh = frame["households"].to_numpy()
         status = np.where(hh < k, SMALL, PUBLISHED).astype(object)
-        if i > 0:
-            parent = parent_cells(ids, resolutions[i - 1])
-            _check_nesting(parent, hh, prev_ids, levels[resolutions[i - 1]], res)
+        if coarser is not None:
+            prev_res, prev_ids, prev_hh, prev_pub = coarser
+            parent = parent_cells(ids, prev_res)
+            _check_nesting(parent, hh, prev_ids, prev_hh, res)
             parent_pub = np.isin(parent, prev_ids[prev_pub])
             status[~parent_pub] = ANCESTOR
             comp = _complementary(parent, hh, ids, status == SMALL, parent_pub, k)
             status[comp] = COMPLEMENTARY
-        out[res] = pd.Series(status, index=pd.Index(frame["h3"].astype(str), name="h3"),
-                             name="status")
-        prev_ids, prev_pub = ids, status == PUBLISHED
-        logger.debug("r%d: %d published, %d withheld", res, int(prev_pub.sum()),
-                     int((~prev_pub).sum()))
+        # the index is named after the column: "h3"
+        out[res] = pd.Series(status, index=pd.Index(frame["h3"].astype(str)), name="status")
+        pub = status == PUBLISHED
+        coarser = res, ids, hh, pub
+        logger.debug("r%d: %d published, %d withheld", res, pub.sum(), (~pub).sum())
     return out
 
 
 def _check_nesting(parent: np.ndarray, hh: np.ndarray, prev_ids: np.ndarray,
-                   prev: pd.DataFrame, res: int) -> None:
+                   prev_hh: np.ndarray, res: int) -> None:
     sums = pd.Series(hh).groupby(parent).sum()
-    expected = pd.Series(prev["households"].to_numpy(dtype="float64"), index=prev_ids)
-    same_cells = len(sums) == len(expected) and sums.index.isin(expected.index).all()
+    expected = pd.Series(prev_hh, index=prev_ids).reindex(sums.index)  # NaN: not a coarser cell
     # exact for integer counts; expected counts may differ by float summation order only
-    if not same_cells or not np.allclose(sums.to_numpy(), expected.reindex(sums.index).to_numpy(),
-                                         rtol=1e-9, atol=1e-9):
+    if len(sums) != len(prev_ids) or not np.allclose(sums.to_numpy(), expected.to_numpy(),
+                                                      rtol=1e-9, atol=1e-9):
         raise RunError(f"rollup above r{res}: households are not the exact sum of the "
                        f"r{res} cells; rebuild the run")
 
 
 def _complementary(parent: np.ndarray, hh: np.ndarray, ids: np.ndarray, primary: np.ndarray,
                    parent_pub: np.ndarray, k: int) -> np.ndarray:
-    """Mark published siblings to withhold so each parent's residual is >= k over >= 2 cells."""
+    """Mark published siblings to withhold so each parent's residual is >= k over >= 2 cells.
+
+    Within each published parent with a small child, the children are taken from the smallest
+    up (ties by H3 id), which puts the small ones (below ``k``) before their published siblings
+    (``k`` or more), and cut at the shortest prefix holding ``k`` households; the published
+    siblings in it are withheld. That prefix holds two cells or more, its first being small.
+    """
     df = pd.DataFrame({"parent": parent, "hh": hh, "id": ids, "primary": primary,
                        "row": np.arange(len(hh))})[parent_pub]
-    n_primary = df.groupby("parent")["primary"].transform("sum").to_numpy()
-    df = df[n_primary > 0].assign(later=lambda d: ~d["primary"])
+    df = df[df.groupby("parent")["primary"].transform("any").to_numpy()]
+    df = df.sort_values(["hh", "id"])  # groupby keeps this order within each parent
+    reached = (df.groupby("parent")["hh"].cumsum() >= k).to_numpy()
+    # the prefix ends at the first child where the households reach k (they never decrease)
+    reached_before = pd.Series(reached).groupby(df["parent"].to_numpy()).cumsum() - reached
+    take = reached_before.to_numpy() == 0
     comp = np.zeros(len(hh), dtype=bool)
-    if df.empty:
-        return comp
-    df = df.sort_values(["parent", "later", "hh", "id"], kind="stable")
-    g = df.groupby("parent", sort=False)
-    pos = g.cumcount().to_numpy()
-    cum = g["hh"].cumsum().to_numpy()
-    npri = g["primary"].transform("sum").to_numpy()
-    ok = (pos >= npri - 1) & (pos >= 1) & (cum >= k)
-    big = np.iinfo("int64").max
-    first_ok = pd.Series(np.where(ok, pos, big)).groupby(df["parent"].to_numpy()).transform("min")
-    take = pos <= first_ok.to_numpy()
-    rows = df["row"].to_numpy()[take & ~df["primary"].to_numpy()]
-    comp[rows] = True
+    comp[df["row"].to_numpy()[take & ~df["primary"].to_numpy()]] = True
     return comp
 
 
@@ -209,25 +206,26 @@ def assign_atoms(base: pd.DataFrame, status: Mapping[int, pd.Series], *, min_hou
     base_res = resolutions[-1]
     h3s = base["h3"].astype(str).to_numpy()
     ids = cells_to_uint64(h3s)
-    regency = base["regency_code"].astype("string").fillna("").to_numpy(dtype=object)
+    regency = base["regency_code"].astype("string").fillna("").to_numpy()  # "": no regency
     own = status[base_res].reindex(h3s).to_numpy() == PUBLISHED
-    atom = np.where(own, "c" + h3s.astype(object), None).astype(object)
+    # atom keys: the H3 id of a published cell, of a published ancestor (its residual; at a
+    # coarser resolution, so never a base cell's id) or a regency code (never an H3 id)
+    atom = np.where(own, h3s, None).astype(object)
     kind = np.where(own, ATOM_CELL, None).astype(object)
     for res in reversed(resolutions[:-1]):
         todo = atom == None  # noqa: E711 (element-wise)
         if not todo.any():
             break
-        par = parent_cells(ids[todo], res)
-        par_str = np.asarray(h3ronpy.cells_to_string(par).to_pylist(), dtype=object)
-        pub = status[res].reindex(par_str).to_numpy() == PUBLISHED
+        par = uint64_to_cells(parent_cells(ids[todo], res))
+        pub = status[res].reindex(par).to_numpy() == PUBLISHED
         idx = np.flatnonzero(todo)[pub]
-        atom[idx] = "p" + par_str[pub]
+        atom[idx] = par[pub]
         kind[idx] = ATOM_RESIDUAL
     rest = atom == None  # noqa: E711
-    atom[rest] = "r" + regency[rest]
+    atom[rest] = regency[rest]
     kind[rest] = ATOM_REMAINDER
     frame = pd.DataFrame({"atom": atom, "kind": kind, "regency": regency,
-                          "households": base["households"].to_numpy(dtype="float64")},
+                          "households": base["households"].to_numpy()},
                          index=pd.Index(h3s, name="h3"))
     size = frame.groupby("atom")["households"].transform("sum")
     n = frame.groupby("atom")["households"].transform("size")
@@ -236,9 +234,10 @@ def assign_atoms(base: pd.DataFrame, status: Mapping[int, pd.Series], *, min_hou
     if bad.any():
         raise PrivacyError(f"complementary suppression left {int(bad.sum())} cells in residuals "
                            f"below {k} households; refusing to publish")
-    by_reg = frame.groupby(["atom", "regency"], sort=True)["households"].sum().reset_index()
-    by_reg = by_reg.sort_values(["atom", "households", "regency"], ascending=[True, False, True],
-                                kind="stable").drop_duplicates("atom")
+    # the regency holding most of the atom's households (ties: the smaller code)
+    by_reg = frame.groupby(["atom", "regency"])["households"].sum().reset_index()
+    by_reg = by_reg.sort_values(["households", "regency"], ascending=[False, True]
+                                ).drop_duplicates("atom")
     frame["atom_regency"] = frame["atom"].map(by_reg.set_index("atom")["regency"])
     released = ((frame["kind"] == ATOM_CELL) | big_enough) & (frame["atom_regency"] != "")
     frame["released"] = released.to_numpy()
@@ -287,7 +286,7 @@ def released_regency_totals(base: pd.DataFrame, plan: SuppressionPlan, *,
         base cells whose own regency it is).
     """
     atoms = plan.atoms.reindex(base["h3"].astype(str).to_numpy())
-    keep = atoms["released"].to_numpy(dtype=bool)
+    keep = atoms["released"].to_numpy()
     frame = base.loc[keep, list(columns)].copy()
     frame["regency_code"] = atoms["atom_regency"].to_numpy()[keep]
     sums = frame.groupby("regency_code")[list(columns)].sum()
@@ -332,10 +331,9 @@ def pocket_totals(base: pd.DataFrame, plan: SuppressionPlan, *,
     sums = cells.groupby("pocket_id")[list(columns)].sum()
     sums["cells"] = cells.groupby("pocket_id").size()
     reg = (cells.groupby(["pocket_id", "regency_code"])["households"].sum().reset_index()
-           .sort_values(["pocket_id", "households", "regency_code"],
-                        ascending=[True, False, True], kind="stable")
+           .sort_values(["households", "regency_code"], ascending=[False, True])
            .drop_duplicates("pocket_id").set_index("pocket_id")["regency_code"])
-    sums["regency_code"] = reg.reindex(sums.index).astype("string")
+    sums["regency_code"] = reg.astype("string")  # aligned on pocket_id
     return sums[sums["households"] >= plan.min_households]
 
 
@@ -361,20 +359,25 @@ def withhold_site_counts(sites: pd.DataFrame, *, min_households: int) -> pd.Data
         A copy with nullable ``Int64`` count columns and small counts set to ``<NA>``.
     """
     k = check_min_households(min_households)
-    out = sites.sort_values(["type", "rank"], kind="stable").reset_index(drop=True)
+    out = sites.sort_values(["type", "rank"]).reset_index(drop=True)
     if "new_extreme_households" not in out.columns:
         return out
     new = out["new_extreme_households"].astype("Int64")
-    small = (new < k).fillna(True).to_numpy(dtype=bool)
-    seen_small = pd.Series(small).groupby(out["type"].to_numpy()).cummax().to_numpy(dtype=bool)
+    small = _below(new, k)
+    seen_small = small.groupby(out["type"]).cummax()
     out["new_extreme_households"] = new.mask(small)
     if "cumulative_extreme_households" in out.columns:
         out["cumulative_extreme_households"] = (
             out["cumulative_extreme_households"].astype("Int64").mask(seen_small))
     if "covered_persons" in out.columns:
         cp = out["covered_persons"].astype("Int64")
-        out["covered_persons"] = cp.mask(seen_small | (cp < k).fillna(True).to_numpy(dtype=bool))
+        out["covered_persons"] = cp.mask(seen_small | _below(cp, k))
     return out
+
+
+def _below(counts: pd.Series, k: int) -> pd.Series:
+    """Flag counts below ``k``; a missing count counts as below (it is never published)."""
+    return (counts < k).fillna(True).astype(bool)
 
 
 def published_rollup_values(base: pd.DataFrame, plan: SuppressionPlan, resolution: int, *,
@@ -411,23 +414,22 @@ def published_rollup_values(base: pd.DataFrame, plan: SuppressionPlan, resolutio
     keep = status.to_numpy() == PUBLISHED
     cells = base.loc[keep]
     parents = parent_cells(cells_to_uint64(cells["h3"].astype(str)), resolution)
-    codes, uniq = pd.factorize(parents, sort=True)
-    n = len(uniq)
-    weight = cells["households"].to_numpy(dtype="float64")
-    out = pd.DataFrame(index=pd.Index(uint64_to_cells(np.asarray(uniq, dtype="uint64")),
-                                      name="h3"))
+    codes, uniq = pd.factorize(parents)
+    weight = cells["households"].to_numpy()
+    out = pd.DataFrame(index=pd.Index(uint64_to_cells(uniq), name="h3"))
     for col in means:
         x = cells[col].to_numpy(dtype="float64")
-        ok = np.isfinite(x)
-        num = np.bincount(codes[ok], weights=x[ok] * weight[ok], minlength=n)
-        den = np.bincount(codes[ok], weights=weight[ok], minlength=n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[col] = np.where(den > 0, num / den, np.nan)
+        # a published cell holds K >= 3 households: the weights of a cell with values are > 0
+        out[col] = (_sum_valued(codes, x * weight, len(uniq))
+                    / _sum_valued(codes, np.where(np.isnan(x), np.nan, weight), len(uniq)))
     for col in sums:
-        x = cells[col].to_numpy(dtype="float64")
-        ok = np.isfinite(x)
-        total = np.bincount(codes[ok], weights=x[ok], minlength=n)
-        has = np.bincount(codes[ok], minlength=n) > 0
-        out[col] = np.where(has, total, np.nan)
+        out[col] = _sum_valued(codes, cells[col].to_numpy(dtype="float64"), len(uniq))
     return out
+
+
+def _sum_valued(codes: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """Sum ``x`` per code ``0..n-1`` over its finite values; NaN for a code with none."""
+    ok = np.isfinite(x)
+    total = np.bincount(codes[ok], weights=x[ok], minlength=n)
+    return np.where(np.bincount(codes[ok], minlength=n) > 0, total, np.nan)
 

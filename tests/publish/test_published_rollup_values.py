@@ -162,7 +162,7 @@ def test_atoms_across_regencies_three_levels_and_pocket_regency():
     atoms = plan.atoms
     assert atoms["kind"].tolist() == ["cell"] * 3 + [privacy.ATOM_RESIDUAL] * 4
     assert atoms["atom"].iloc[3:].nunique() == 1
-    assert atoms["atom"].iloc[3] == "p" + p6  # the r6 parent's residual
+    assert atoms["atom"].iloc[3] == p6  # the r6 parent's residual
     assert atoms["released"].all()  # 12 households over 4 cells
     assert atoms["atom_regency"].tolist() == ["6105", "6105", "6106"] + ["6105"] * 4
     totals = privacy.released_regency_totals(base, plan, columns=("households",))
