@@ -113,6 +113,52 @@ def _row_gain(indptr: np.ndarray, indices: np.ndarray, remaining: np.ndarray, j:
     return float(remaining[indices[indptr[j]:indptr[j + 1]]].sum())
 
 
+def _lazy_greedy(matrix: sparse.csr_matrix, w: np.ndarray, *, k: int | None,
+                 c: np.ndarray | None, budget: float | None,
+                 gain0: np.ndarray) -> tuple[list[int], list[float], int]:
+    """Return the lazy greedy sequence, its marginal gains and the number of evaluations.
+
+    ``c`` (costs) with ``budget``: pick by gain per cost among the affordable candidates;
+    otherwise by gain, at most ``k`` sites. ``gain0`` is ``matrix @ w``.
+    """
+    indptr, indices = matrix.indptr, matrix.indices
+    remaining = w.copy()
+    score0 = gain0 if c is None else gain0 / c
+    heap = [(-float(s), int(j)) for j, s in enumerate(score0) if s > 0]
+    heapq.heapify(heap)
+    order: list[int] = []
+    gains: list[float] = []
+    left = budget  # only read under a budget
+    evaluations = 0
+    # Each pass drops a candidate for good, picks one, or re-queues one with its exact
+    # score. Between two picks a candidate is re-queued at most once: popped again, its
+    # exact score is the top of the queue and it is picked. So the loop ends after at most
+    # (picks + 1) * (candidates + 1) gain evaluations; a second re-queue is a bug.
+    requeued: set[int] = set()
+    while heap and (k is None or len(order) < k):
+        _, j = heapq.heappop(heap)
+        if c is not None and c[j] > left:
+            continue  # never affordable again: the budget only shrinks
+        g = _row_gain(indptr, indices, remaining, j)
+        evaluations += 1
+        if g <= 0:
+            continue
+        s = g if c is None else g / c[j]
+        if heap and s < -heap[0][0]:
+            if j in requeued:
+                raise SolverError(f"lazy greedy re-queued candidate {j} twice between picks")
+            requeued.add(j)
+            heapq.heappush(heap, (-s, j))
+            continue
+        requeued.clear()
+        order.append(j)
+        gains.append(g)
+        remaining[indices[indptr[j]:indptr[j + 1]]] = 0.0
+        if c is not None:
+            left -= c[j]
+    return order, gains, evaluations
+
+
 def greedy_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = None,
                  costs: np.ndarray | None = None, budget: float | None = None,
                  bound: bool = True, lp_time_limit: float | None = None) -> SitingResult:
@@ -151,35 +197,9 @@ def greedy_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None 
     """
     t0 = time.perf_counter()
     matrix, w = _check(matrix, weights, k, costs, budget)
-    indptr, indices = matrix.indptr, matrix.indices
-    remaining = w.copy()
-    c = None if costs is None or budget is None else np.asarray(costs, dtype=np.float64)
+    c = None if budget is None else np.asarray(costs, dtype=np.float64)
     gain0 = np.asarray(matrix @ w, dtype=np.float64).ravel()
-    score0 = gain0 if c is None else gain0 / c
-    heap = [(-float(s), int(j)) for j, s in enumerate(score0) if s > 0]
-    heapq.heapify(heap)
-    order: list[int] = []
-    gains: list[float] = []
-    left = float(budget) if budget is not None else 0.0
-    limit = k if k is not None else matrix.shape[0]
-    evaluations = 0
-    while heap and len(order) < limit:
-        neg, j = heapq.heappop(heap)
-        if c is not None and c[j] > left:
-            continue  # never affordable again: the budget only shrinks
-        g = _row_gain(indptr, indices, remaining, j)
-        evaluations += 1
-        if g <= 0:
-            continue
-        s = g if c is None else g / c[j]
-        if heap and s < -heap[0][0]:
-            heapq.heappush(heap, (-s, j))
-            continue
-        order.append(j)
-        gains.append(g)
-        remaining[indices[indptr[j]:indptr[j + 1]]] = 0.0
-        if c is not None:
-            left -= c[j]
+    order, gains, evaluations = _lazy_greedy(matrix, w, k=k, c=c, budget=budget, gain0=gain0)
     status = "greedy"
     if c is not None:
         affordable = np.flatnonzero(c <= budget)
@@ -190,7 +210,7 @@ def greedy_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None 
                             gain0[best], sum(gains))
                 order, gains, status = [best], [float(gain0[best])], "greedy (best single site)"
     order_a = np.asarray(order, dtype=np.int64)
-    gains_a = np.asarray(gains, dtype=np.float64)
+    gains_a = np.asarray(gains)  # floats (an empty list gives float64 too)
     objective = float(gains_a.sum())
     details: dict = {"gain_evaluations": evaluations}
     ub = math.nan
@@ -203,8 +223,7 @@ def greedy_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None 
         t_lp = time.perf_counter()
         lp = lp_bound(matrix, w, k=k, costs=costs, budget=budget, time_limit=lp_time_limit)
         details.update(lp_bound=lp, lp_seconds=time.perf_counter() - t_lp)
-        if math.isfinite(lp):
-            ub = min(ub, lp) if math.isfinite(ub) else lp
+        ub = float(np.fmin(ub, lp))  # the smaller bound; NaN (unknown) only if both are
     if math.isfinite(ub):
         ub = max(ub, objective)
     seconds = time.perf_counter() - t0
@@ -223,26 +242,6 @@ def _gap(objective: float, bound: float) -> float:
     return (bound - objective) / objective if objective > 0 else math.inf
 
 
-def _knapsack_top(gain: np.ndarray, k: int | None, costs: np.ndarray | None,
-                  budget: float | None) -> float:
-    """Return the best sum of gains under the limit (fractional knapsack for costs)."""
-    if costs is None:
-        k = min(k, len(gain))
-        return float(np.partition(gain, len(gain) - k)[len(gain) - k:].sum()) if k else 0.0
-    fits = costs <= budget
-    gain, costs = gain[fits], costs[fits]
-    ratio_order = np.argsort(-(gain / costs), kind="stable")
-    g, cst = gain[ratio_order], costs[ratio_order]
-    cum = np.cumsum(cst)
-    full = cum <= budget
-    total = float(g[full].sum())
-    nxt = int(full.sum())
-    if nxt < len(g):
-        spent = float(cum[nxt - 1]) if nxt else 0.0
-        total += float(g[nxt]) * (budget - spent) / float(cst[nxt])
-    return total
-
-
 def _minoux_bound(matrix: sparse.csr_matrix, w: np.ndarray, order: np.ndarray, *,
                   k: int | None, costs: np.ndarray | None, budget: float | None) -> float:
     """Return ``min over greedy prefixes S of f(S) + best marginal gains at S``.
@@ -251,8 +250,6 @@ def _minoux_bound(matrix: sparse.csr_matrix, w: np.ndarray, order: np.ndarray, *
     site, the weight of its newly covered points from the candidates that also cover them
     (a CSC column slice), so the whole bound costs O(nnz) plus one top-k per prefix.
     """
-    if matrix.shape[0] == 0:
-        return 0.0
     csc = matrix.tocsc()
     gain = np.asarray(matrix @ w, dtype=np.float64).ravel()
     remaining = w.copy()
@@ -260,11 +257,10 @@ def _minoux_bound(matrix: sparse.csr_matrix, w: np.ndarray, order: np.ndarray, *
     best = _knapsack_top(gain, k, costs, budget)
     for j in order:
         newly = matrix.indices[matrix.indptr[j]:matrix.indptr[j + 1]]
-        newly = newly[remaining[newly] > 0]
-        if len(newly):
-            gain -= np.asarray(csc[:, newly] @ remaining[newly], dtype=np.float64).ravel()
-            covered += float(remaining[newly].sum())
-            remaining[newly] = 0.0
+        newly = newly[remaining[newly] != 0]  # the points site j covers first
+        gain -= np.asarray(csc[:, newly] @ remaining[newly], dtype=np.float64).ravel()
+        covered += float(remaining[newly].sum())
+        remaining[newly] = 0.0
         np.maximum(gain, 0.0, out=gain)
         best = min(best, covered + _knapsack_top(gain, k, costs, budget))
     return float(best)
@@ -330,21 +326,29 @@ def lagrangian_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | N
 
 def _inner_max(g: np.ndarray, k: int | None, costs: np.ndarray | None,
                budget: float | None) -> np.ndarray:
-    """Return the x maximising ``g @ x`` under the limit (fractional under a budget)."""
+    """Return the x maximising ``g @ x`` under the limit (fractional under a budget).
+
+    With ``k``: 1 for the ``k`` largest entries. With costs and a budget: the fractional
+    knapsack - candidates that fit the budget alone, by ``g / cost`` (ties to the smaller
+    index), each taking what is left of the budget, at most all of it.
+    """
     x = np.zeros(len(g))
     if costs is None:
         kk = min(int(k), len(g))
         x[np.argpartition(g, len(g) - kk)[len(g) - kk:]] = 1.0
         return x
     fits = np.flatnonzero(costs <= budget)
-    order = fits[np.argsort(-(g[fits] / costs[fits]), kind="stable")]
-    cum = np.cumsum(costs[order])
-    full = order[cum <= budget]
-    x[full] = 1.0
-    if len(full) < len(order):
-        nxt = order[len(full)]
-        x[nxt] = (budget - costs[full].sum()) / costs[nxt]
+    order = fits[np.lexsort((fits, -(g[fits] / costs[fits])))]
+    cost = costs[order]
+    spent_before = np.cumsum(cost) - cost
+    x[order] = np.clip((budget - spent_before) / cost, 0.0, 1.0)
     return x
+
+
+def _knapsack_top(gain: np.ndarray, k: int | None, costs: np.ndarray | None,
+                  budget: float | None) -> float:
+    """Return the best sum of gains under the limit (fractional knapsack for costs)."""
+    return float((gain * _inner_max(gain, k, costs, budget)).sum())
 
 
 def order_by_gain(matrix: sparse.spmatrix, weights: np.ndarray,
@@ -366,16 +370,14 @@ def order_by_gain(matrix: sparse.spmatrix, weights: np.ndarray,
         ``chosen`` reordered so each site adds the most remaining weight, and those gains
         (sites that add nothing come last with gain 0).
     """
-    matrix = sparse.csr_matrix(matrix)
     chosen = np.asarray(chosen, dtype=np.int64)
-    if len(chosen) == 0:
-        return chosen, np.zeros(0)
-    sub = matrix[chosen]
-    res = greedy_cover(sub, weights, k=len(chosen), bound=False)
-    rest = np.setdiff1d(np.arange(len(chosen)), res.order)
-    order = np.concatenate([chosen[res.order], chosen[rest]])
-    gains = np.concatenate([res.gains, np.zeros(len(rest))])
-    return order, gains
+    sub = sparse.csr_matrix(matrix)[chosen]
+    w = np.asarray(weights, dtype=np.float64)
+    picked, gains, _ = _lazy_greedy(sub, w, k=None, c=None, budget=None, gain0=sub @ w)
+    rest = np.ones(len(chosen), dtype=bool)
+    rest[picked] = False
+    order = np.concatenate([chosen[picked], chosen[rest]])
+    return order, np.concatenate([gains, np.zeros(rest.sum())])
 
 
 def merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_matrix,
@@ -390,18 +392,16 @@ def merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_m
     counts = np.diff(csc.indptr)
     keep = np.flatnonzero((w > 0) & (counts > 0))
     csc = csc[:, keep]
-    wk = w[keep]
-    if len(keep) == 0:
-        return csc, wk
-    rng = np.random.default_rng(20261122)
+    rng = np.random.default_rng(20261122)  # pragma: no mutate (any fixed seed hashes alike)
     r = rng.integers(0, 2**63, size=(2, matrix.shape[0]), dtype=np.uint64)
     starts = csc.indptr[:-1]
-    with np.errstate(over="ignore"):
-        h1 = np.add.reduceat(r[0][csc.indices], starts)
-        h2 = np.add.reduceat(r[1][csc.indices], starts)
+    # (uint64 sums wrap around silently: arithmetic modulo 2**64)
+    h1 = np.add.reduceat(r[0][csc.indices], starts)
+    h2 = np.add.reduceat(r[1][csc.indices], starts)
     key = np.column_stack([h1, h2, np.diff(csc.indptr).astype(np.uint64)])
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    merged_w = np.bincount(inverse.ravel(), weights=wk, minlength=len(first))
+    merged_w = np.zeros(len(first))
+    np.add.at(merged_w, inverse.ravel(), w[keep])
     return csc[:, first], merged_w
 
 
@@ -439,6 +439,13 @@ def _mclp_model(cover: sparse.csc_matrix, wm: np.ndarray, *, k: int | None,
     return lp
 
 
+def _set_options(h: highspy.Highs, **options: float) -> None:
+    """Set HiGHS options; one HiGHS rejects is a bug here, not bad input."""
+    for name, value in options.items():
+        if h.setOptionValue(name, value) != highspy.HighsStatus.kOk:
+            raise SolverError(f"HiGHS rejected the option {name}={value!r}")
+
+
 def lp_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = None,
              costs: np.ndarray | None = None, budget: float | None = None,
              time_limit: float = 5.0) -> float:
@@ -462,7 +469,7 @@ def lp_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = No
     if len(wm) == 0:
         return 0.0
     h = new_highs()
-    h.setOptionValue("time_limit", float(time_limit))
+    _set_options(h, time_limit=float(time_limit))
     h.passModel(_mclp_model(cover, wm, k=k, costs=costs, budget=budget, integer=False))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -523,17 +530,16 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
                             seconds=time.perf_counter() - t0, details={"merged_points": 0})
     lp = _mclp_model(cover, wm, k=k, costs=costs, budget=budget, integer=True)
     h = new_highs()
-    h.setOptionValue("time_limit", float(time_limit))
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", _granularity(wm) * (1 - 1e-6))
+    _set_options(h, time_limit=float(time_limit), mip_rel_gap=0.0,
+                 mip_abs_gap=_granularity(wm) * (1 - 1e-6))
     if threads is not None:
-        h.setOptionValue("threads", int(threads))
+        _set_options(h, threads=int(threads))
     h.passModel(lp)
-    if initial is not None and len(initial):
-        init = np.asarray(initial, dtype=np.int64)
+    warm = len(initial) > 0
+    if warm:
         x0 = np.zeros(n_c)
-        x0[init] = 1.0
-        y0 = np.minimum(np.asarray(cover.T @ x0).ravel() if n_d else np.zeros(0), 1.0)
+        x0[np.asarray(initial, dtype=np.int64)] = 1.0
+        y0 = np.minimum(np.asarray(cover.T @ x0).ravel(), 1.0)
         idx = np.arange(n_c + n_d, dtype=np.int32)
         h.setSolution(len(idx), idx, np.concatenate([x0, y0]))
     h.run()
@@ -541,8 +547,8 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
     info = h.getInfo()
     sol = np.asarray(h.getSolution().col_value, dtype=np.float64)
     reported = float(info.objective_function_value)
-    if initial is not None and len(initial) and len(sol) == n_c + n_d and abs(
-            float(np.asarray(lp.col_cost_) @ sol) - reported) > 1e-6 * max(1.0, abs(reported)):
+    if warm and len(sol) == n_c + n_d and not math.isclose(
+            float(np.asarray(lp.col_cost_) @ sol), reported, rel_tol=1e-6, abs_tol=1e-6):
         # HiGHS 1.16 hands back the warm start, not its optimum, when presolve solves the
         # model outright: solve again without the warm start
         logger.debug("HiGHS returned the warm start as its solution; solving again cold")
@@ -558,9 +564,9 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
         order, gains, objective = greedy.order, greedy.gains, greedy.objective
     optimal = status == "Optimal"
     dual = float(info.mip_dual_bound)
-    bound = objective if optimal else min(dual if math.isfinite(dual) else math.inf,
-                                          greedy.bound if math.isfinite(greedy.bound)
-                                          else math.inf)
+    # not optimal: the better of HiGHS's dual bound and the greedy's bounds (inf if unknown)
+    bound = objective if optimal else min(b if math.isfinite(b) else math.inf
+                                          for b in (dual, greedy.bound))
     bound = max(bound, objective)
     seconds = time.perf_counter() - t0
     details = {"model_status": status, "highs_objective": float(info.objective_function_value),
