@@ -70,14 +70,12 @@ def neighbour_weights(cells: Sequence[str] | np.ndarray | pd.Series, *, k_ring: 
         raise InputError(f"k_ring must be >= 1, got {k_ring}")
     index = cells_to_uint64(cells)
     n = len(index)
-    if n == 0:
-        return sp.csr_matrix((0, 0))
     lookup = pd.Index(index)
     if not lookup.is_unique:
         raise InputError("neighbour_weights: H3 cell ids must be unique")
     disks = pa.array(h3ronpy.grid_disk(index, k_ring))
     offsets = disks.offsets.to_numpy()
-    values = disks.values.to_numpy().astype(np.uint64)
+    values = disks.values.to_numpy()  # uint64 H3 ids, as the lookup
     rows = np.repeat(np.arange(n), np.diff(offsets))
     cols = lookup.get_indexer(values)
     keep = cols >= 0
@@ -113,17 +111,18 @@ def eb_rate(events: np.ndarray | pd.Series, base: np.ndarray | pd.Series) -> np.
     if e.shape != b.shape:
         raise InputError("eb_rate: events and base must have the same length")
     total = b.sum()
-    if len(b) == 0 or total <= 0:
+    if total <= 0:  # no units, or no households at all
         return np.zeros_like(b)
     m = e.sum() / total
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(b > 0, e / b, m)
-    s2 = max(float((b * (r - m) ** 2).sum() / total - m / b.mean()), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shrink = np.where(b > 0, s2 / (s2 + m / b), 0.0)
-    if s2 == 0.0:
-        shrink = np.zeros_like(b)
-    return m + (r - m) * shrink
+    has = b > 0
+    r = np.full_like(b, m)
+    r[has] = e[has] / b[has]
+    s2 = float((b * (r - m) ** 2).sum() / total - m / b.mean())
+    if s2 <= 0.0:  # no variation beyond chance: every unit gets the prior mean
+        return np.full_like(b, m)
+    out = r.copy()  # units without households keep m
+    out[has] = m + (r[has] - m) * (s2 / (s2 + m / b[has]))
+    return out
 
 
 def gi_star(values: np.ndarray | pd.Series, weights: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +145,9 @@ def gi_star(values: np.ndarray | pd.Series, weights: sp.spmatrix) -> tuple[np.nd
     -------
     tuple of numpy.ndarray
         ``(z, p)`` where ``p = P(Z >= z)`` under the normal approximation. When the
-        variable is constant (no variance) every ``z`` is 0 and every ``p`` is 0.5.
+        variable is constant (``s <= 1e-12 * max(|xbar|, 1)``: rounding noise, no
+        variance) every ``z`` is 0 and every ``p`` is 0.5; so is ``z`` of a cell whose
+        neighbourhood is every cell (no variance of the local sum).
 
     Examples
     --------
@@ -166,7 +167,7 @@ def gi_star(values: np.ndarray | pd.Series, weights: sp.spmatrix) -> tuple[np.nd
     if n < 2:
         return np.zeros(n), np.full(n, 0.5)
     xbar = x.mean()
-    s = np.sqrt(max((x * x).mean() - xbar * xbar, 0.0))
+    s = x.std()  # two-pass: E[x^2] - xbar^2 loses every digit when |xbar| >> s
     w_sum = np.asarray(w.sum(axis=1)).ravel()
     s1 = np.asarray(w.multiply(w).sum(axis=1)).ravel()
     spread = (n * s1 - w_sum**2) / (n - 1)
@@ -174,17 +175,19 @@ def gi_star(values: np.ndarray | pd.Series, weights: sp.spmatrix) -> tuple[np.nd
         logger.info("Gi*: the variable is constant; no hot spots")
         return np.zeros(n), np.full(n, 0.5)
     num = w @ x - xbar * w_sum
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(spread > 0, num / (s * np.sqrt(spread)), 0.0)
+    z = np.zeros(n)
+    ok = spread > 0
+    z[ok] = num[ok] / (s * np.sqrt(spread[ok]))
     return z, stats.norm.sf(z)
 
 
 def bh_adjust(p: np.ndarray | pd.Series) -> np.ndarray:
     """Return Benjamini-Hochberg adjusted p-values (q-values).
 
-    ``q_(i) = min_{j >= i} p_(j) * m / j`` over the ``m`` p-values sorted ascending,
-    capped at 1. A cell is a discovery at false discovery rate ``alpha`` when
-    ``q <= alpha``. NaN p-values are ignored (and stay NaN).
+    ``q_(i) = min_{j >= i} p_(j) * m / j`` over the ``m`` p-values sorted ascending
+    (never above 1: ``q_(m) = p_(m)``); tied p-values get the same q-value. A cell is
+    a discovery at false discovery rate ``alpha`` when ``q <= alpha``. NaN p-values are
+    ignored (and stay NaN).
 
     Parameters
     ----------
@@ -202,17 +205,14 @@ def bh_adjust(p: np.ndarray | pd.Series) -> np.ndarray:
     [0.04, 0.053, 0.053, 0.5]
     """
     p = np.asarray(p, dtype="float64")
-    q = np.full_like(p, np.nan)
+    q = p.copy()  # NaN stays NaN
     ok = ~np.isnan(p)
     pv = p[ok]
     m = len(pv)
-    if m == 0:
-        return q
-    order = np.argsort(pv, kind="stable")
+    order = np.argsort(pv)  # ties get the same q whatever their order
     ranked = pv[order] * m / np.arange(1, m + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
     out = np.empty(m)
-    out[order] = np.minimum(ranked, 1.0)
+    out[order] = np.minimum.accumulate(ranked[::-1])[::-1]
     q[ok] = out
     return q
 
@@ -243,11 +243,11 @@ def coarsen(cells: pd.DataFrame, resolution: int) -> tuple[pd.DataFrame, np.ndar
     """
     index = cells_to_uint64(cells["h3"].to_numpy())
     parent = pa.array(h3ronpy.change_resolution(index, resolution))
-    parent_of = np.asarray(pa.array(h3ronpy.cells_to_string(parent)), dtype=object)
+    parent_of = np.asarray(pa.array(h3ronpy.cells_to_string(parent)))  # object (str)
     counts = cells[["households", "extreme_households"]]
     # expected (fractional) counts of village-located households stay float (issue 19)
     exact = all(pd.api.types.is_integer_dtype(t) for t in counts.dtypes)
-    sums = counts.astype("int64" if exact else "float64").groupby(parent_of, sort=True).sum()
+    sums = counts.astype("int64" if exact else "float64").groupby(parent_of).sum()  # sorted
     sums.index.name = "h3"
     return sums.reset_index(), parent_of
 
@@ -257,8 +257,9 @@ def choose_resolution(cells: pd.DataFrame, *, config: PocketConfig | None = None
 
     ``config.analysis_resolution`` when set (it must not be finer than the cells);
     otherwise the finest resolution, from the cells' own down to 5, at which the median
-    occupied cell holds at least ``config.auto_median_households`` households. A rate
-    needs households to mean anything: with 2 households per cell, Gi* sees noise.
+    occupied cell holds at least ``config.auto_median_households`` households (5 when
+    none does). A rate needs households to mean anything: with 2 households per cell,
+    Gi* sees noise. Raises :class:`InputError` when ``cells`` is empty.
 
     Returns
     -------
@@ -266,16 +267,16 @@ def choose_resolution(cells: pd.DataFrame, *, config: PocketConfig | None = None
         The analysis resolution.
     """
     config = config or PocketConfig()
-    own = cells_resolution(cells["h3"].to_numpy()) if len(cells) else 0
+    own = cells_resolution(cells["h3"].to_numpy())
     if config.analysis_resolution:
         if config.analysis_resolution > own:
             raise InputError(f"pockets.analysis_resolution {config.analysis_resolution} is finer "
                              f"than the run's H3 resolution {own}")
         return config.analysis_resolution
-    for res in range(own, MIN_RESOLUTION - 1, -1):  # a few resolutions at most
-        households = (cells["households"] if res == own else coarsen(cells, res)[0]["households"])
-        if households.median() >= config.auto_median_households:
-            break
+    res, households = own, cells["households"]
+    while households.median() < config.auto_median_households and res > MIN_RESOLUTION:
+        res -= 1  # a few resolutions at most
+        households = coarsen(cells, res)[0]["households"]
     logger.info("analysis resolution %d (median %.0f households per cell; run resolution %d)",
                 res, households.median(), own)
     return res
@@ -284,8 +285,10 @@ def choose_resolution(cells: pd.DataFrame, *, config: PocketConfig | None = None
 def hot_cells(cells: pd.DataFrame, *, config: PocketConfig | None = None) -> pd.DataFrame:
     """Test every cell for being an extreme-poverty hot spot.
 
-    Cells with fewer than ``config.min_households`` households are not tested (they
-    get NaN statistics and ``hot = False``) and are left out of the neighbour graph.
+    Cells with fewer than ``config.min_households`` households, and cells without
+    households whatever the setting, are not tested (they get NaN statistics and
+    ``hot = False``) and are left out of the neighbour graph. Fewer than two tested
+    cells: nothing is tested.
 
     Parameters
     ----------
@@ -305,10 +308,8 @@ def hot_cells(cells: pd.DataFrame, *, config: PocketConfig | None = None) -> pd.
     missing = {"h3", "households", "extreme_households"} - set(cells.columns)
     if missing:
         raise InputError(f"hot_cells: missing column(s) {sorted(missing)}")
-    households = cells["households"].to_numpy(dtype="float64")
-    extreme = cells["extreme_households"].to_numpy(dtype="float64")
-    rate = eb_rate(extreme, households)
-    tested = households >= max(config.min_households, 1)
+    rate = eb_rate(cells["extreme_households"], cells["households"])
+    tested = cells["households"].to_numpy() >= max(config.min_households, 1)
     out = pd.DataFrame(index=cells.index)
     out["extreme_rate_eb"] = rate
     z = np.full(len(cells), np.nan)
@@ -318,8 +319,7 @@ def hot_cells(cells: pd.DataFrame, *, config: PocketConfig | None = None) -> pd.
         z[tested], p[tested] = gi_star(rate[tested], w)
     q = bh_adjust(p)
     out["gi_z"], out["gi_p"], out["gi_q"] = z, p, q
-    out["hot"] = np.nan_to_num(q, nan=1.0) <= config.fdr
-    out["hot"] &= np.nan_to_num(z) > 0
+    out["hot"] = (q <= config.fdr) & (z > 0)  # NaN (not tested) compares False
     logger.info("Gi*: %d of %d cells tested, %d hot at FDR %.3g (k_ring %d)",
                 int(tested.sum()), len(cells), int(out["hot"].sum()), config.fdr, config.k_ring)
     return out
