@@ -184,3 +184,32 @@ def test_atom_regency_tie_goes_to_the_smaller_code():
     assert plan.atoms["kind"].tolist()[1:] == [privacy.ATOM_RESIDUAL] * 2
     assert plan.atoms["atom_regency"].tolist() == ["6105", "6106", "6106"]
     assert plan.atoms["released"].all()
+
+
+def test_rollup_values_do_not_depend_on_the_row_order():
+    levels, base = _base()
+    plan = privacy.plan_suppression(levels, min_households=K)
+    order = np.random.default_rng(3).permutation(len(levels[8]))
+    shuffled = levels[8].iloc[order].reset_index(drop=True)
+    got = privacy.published_rollup_values(shuffled, plan, 7, means=("travel_min_x",),
+                                          sums=("population",))
+    assert got.index.name == "h3"  # joins on the rollup's h3 column
+    p0, p1, p2 = sorted(base["parent"].unique())
+    # by hand, as in test_rollup_values_from_published_cells_only
+    assert got.loc[p0, "travel_min_x"] == 40.0 and got.loc[p0, "population"] == 80.0
+    assert got.loc[p1, "travel_min_x"] == pytest.approx((12 * 5 + 40 * 7) / 52)
+    assert got.loc[p1, "population"] == 8.0
+    assert np.isnan(got.loc[p2, "travel_min_x"]) and np.isnan(got.loc[p2, "population"])
+
+
+def test_rollup_values_of_a_column_without_any_value():
+    # a derived column missing in every cell reads back from Parquet as None objects:
+    # every rollup value is missing (not 0, not an error)
+    levels, base = _base()
+    plan = privacy.plan_suppression(levels, min_households=K)
+    cells = levels[8].assign(travel_min_x=pd.Series([None] * 9, dtype=object),
+                             population=pd.Series([None] * 9, dtype=object))
+    got = privacy.published_rollup_values(cells, plan, 7, means=("travel_min_x",),
+                                          sums=("population",))
+    assert sorted(got.index) == sorted(base["parent"].unique())
+    assert got.isna().all().all()
