@@ -327,6 +327,5 @@ def test_plan_statuses_cover_every_cell(pub, sparse_run):
 
 
 @pytest.mark.parametrize("bad", ["8f2830828052d25f", "08928308280fffff", "zzz", "", "8" * 40])
-def test_cell_lookup_of_malformed_ids_is_none(tiny_run, bad):
-    run_dir, _ = tiny_run
-    assert PublishedRun(run_dir).cell(bad) is None
+def test_cell_lookup_of_malformed_ids_is_none(pub, bad):
+    assert pub.cell(bad) is None

@@ -108,7 +108,8 @@ def _base_frame() -> gpd.GeoDataFrame:
         rows.append({
             "h3": _ID[name], "resolution": 8, "lon": lon, "lat": lat,
             "province_code": "61", "province_name": "Kalimantan Barat",
-            "regency_code": reg, "regency_name": NAMES[reg],
+            # g (the first row) lacks its regency's name, which other cells carry
+            "regency_code": reg, "regency_name": None if name == "g" else NAMES[reg],
             "households": hh, "persons": _persons(name), "extreme_households": _extreme(name),
             "extreme_persons": 4 * _extreme(name),
             "extreme_rate": 4 * _extreme(name) / _persons(name),
@@ -172,21 +173,24 @@ def write_world(run: Path) -> None:
     wrong.to_parquet(run / "rollups" / "cells_r8.parquet")
     wrong.to_parquet(run / "rollups" / "cells_r9.parquet")
     wrong.to_parquet(run / "rollups" / "cells_rx.parquet")
-    pockets = pd.DataFrame({
-        "pocket_id": [1, 2, 3, 4, 6, 7],
-        "strategy": [1, 2, 3, 1, 2, 3],
+    pockets = pd.DataFrame({  # the last row has no pocket id: not a pocket
+        "pocket_id": pd.array([1, 2, 3, 4, 6, 7, None], dtype="Int64"),
+        "strategy": [1, 2, 3, 1, 2, 3, 1],
         "strategy_label": ["reduce expenditure", "raise income", "eliminate pockets",
-                           "reduce expenditure", "raise income", "eliminate pockets"],
-        "priority": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
-        "rank": [2, 6, 4, 1, 5, 3], "rank_province": [3, 1, 6, 2, 4, 5],
-        "rank_regency": [2, 9, 1, 9, 9, 9], "pocket_p": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06],
-        "confidence": ["high", "high", "medium", "low", "medium", "low"],
-        "villages": ["Sungai A", "Sungai B", "Sungai C", "Sungai D", "Sungai E", "Sungai F"],
-        "n_villages": [1, 1, 1, 1, 1, 1],
-        "strategy_reason": ["30 extreme-poor households"] * 6,  # not public
+                           "reduce expenditure", "raise income", "eliminate pockets",
+                           "reduce expenditure"],
+        "priority": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3],
+        "rank": [2, 6, 4, 1, 5, 3, 7], "rank_province": [3, 1, 6, 2, 4, 5, 7],
+        "rank_regency": [2, 9, 1, 9, 9, 9, 9],
+        "pocket_p": [0.01, 0.02, 0.03, 0.04, np.nan, 0.06, 0.07],  # 6: no p-value
+        "confidence": ["high", "high", "medium", "low", "medium", "low", "low"],
+        "villages": ["Sungai A", "Sungai B", "Sungai C", "Sungai D", "Sungai E", "Sungai F",
+                     "Sungai G"],
+        "n_villages": [1, 1, 1, 1, 1, 1, 1],
+        "strategy_reason": ["30 extreme-poor households"] * 7,  # not public
     })
     geoms = [shapely.union_all([_polygon(_ID[c]) for c, w in WORLD.items() if w[2] == p])
-             for p in pockets["pocket_id"]]
+             for p in pockets["pocket_id"].fillna(0)]
     gpd.GeoDataFrame(pockets, geometry=geoms, crs="EPSG:4326").to_parquet(
         run / "pockets.parquet")
     (run / "sites").mkdir()
@@ -313,7 +317,7 @@ def test_cell_lookup(pub):
 
 def test_cell_values_are_plain_json(pub):
     got = pub.cell(_ID["b"])
-    assert type(got["households"]) is int and type(got["hot"]) is bool
+    assert type(got["households"]) is int and got["hot"] is True
     assert type(got["extreme_rate"]) is float and type(got["rank_province"]) is int
     json.dumps(got, allow_nan=False)
 
@@ -386,7 +390,8 @@ def test_pocket_columns_and_attributes(pub):
     assert got["strategy_label"].to_dict() == {1: "reduce expenditure", 2: "raise income",
                                                3: "eliminate pockets", 6: "raise income"}
     assert got["confidence"].to_dict() == {1: "high", 2: "high", 3: "medium", 6: "medium"}
-    assert got["pocket_p"].to_dict() == {1: 0.01, 2: 0.02, 3: 0.03, 6: 0.05}
+    assert got["pocket_p"].loc[[1, 2, 3]].tolist() == [0.01, 0.02, 0.03]
+    assert np.isnan(got.loc[6, "pocket_p"])
     assert got["villages"].to_dict() == {1: "Sungai A", 2: "Sungai B", 3: "Sungai C",
                                          6: "Sungai E"}
     assert got.crs.to_epsg() == 4326
@@ -514,7 +519,8 @@ def _copy(world: Path, dest: Path) -> Path:
 def test_flat_run_without_rollups_or_provinces(world, tmp_path):
     run = tmp_path / "flat"
     run.mkdir()
-    base = _base_frame().drop(columns=["province_code", "province_name", "pocket_id"])
+    base = _base_frame().drop(columns=["province_code", "province_name", "pocket_id",
+                                       "regency_name"])
     base.to_parquet(run / "cells.parquet")
     seal_run(run, {})
     pub = PublishedRun(run)
@@ -534,7 +540,9 @@ def test_flat_run_without_rollups_or_provinces(world, tmp_path):
     assert pub.sites().crs.to_epsg() == 4326
     facilities = pub.facilities()
     assert facilities.empty and list(facilities.columns) == list(PUBLIC_FACILITY_COLUMNS)
-    assert pub.regencies()["pockets"].tolist() == [0, 0, 0]
+    regencies = pub.regencies()
+    assert regencies["pockets"].tolist() == [0, 0, 0]
+    assert regencies["regency_name"].isna().all()  # the run names no regency
 
 
 def test_run_without_pockets_file_keeps_every_pocket_id(world, tmp_path):
@@ -603,3 +611,29 @@ def test_manifest_k_from_config_or_parameters(world, tmp_path):
         (run / "manifest.json").write_text(json.dumps({**manifest, **extra}))
         pub = PublishedRun(run, trust_run=True)
         assert pub.run_min_households == pub.min_households == k, extra
+
+
+def test_no_pocket_published_at_a_high_k(world):
+    # at K = 60 no published base cell is in a pocket of 60 households
+    got = PublishedRun(world, min_households=60).pockets()
+    assert got.empty and list(got.columns) == list(PUBLIC_POCKET_COLUMNS)
+
+
+def test_edited_run_is_refused_unless_trusted(world, tmp_path):
+    run = _copy(world, tmp_path / "run")
+    path = run / "rollups" / "cells_r7.parquet"
+    gpd.read_parquet(path).assign(population=0.0).to_parquet(path)  # not sealed
+    with pytest.raises(RunError):
+        PublishedRun(run)
+    assert PublishedRun(run, trust_run=True).resolutions == [6, 7, 8]
+
+
+@pytest.mark.parametrize("only_in", ["base", "rollup"])
+def test_population_of_rollups_only_where_base_and_rollup_have_it(world, tmp_path, only_in):
+    run = _copy(world, tmp_path / "run")
+    path = run / ("cells.parquet" if only_in == "rollup" else "rollups/cells_r7.parquet")
+    gpd.read_parquet(path).drop(columns="population").to_parquet(path)
+    seal_run(run)
+    pub = PublishedRun(run)
+    assert "population" not in pub.cells(7).columns
+    assert ("population" in pub.cells(6).columns) is (only_in == "base")
