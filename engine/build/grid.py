@@ -46,9 +46,9 @@ from kantong.engine.build.sums import (
     sum_households,
     village_located_rows,
 )
-from kantong.engine.constants import EQUAL_AREA, WGS84
+from kantong.engine.constants import DEPRIVATIONS, EQUAL_AREA, WGS84
 from kantong.engine.errors import InputError
-from kantong.engine.h3ids import cells_to_uint64, uint64_to_cells
+from kantong.engine.h3ids import cells_to_uint64, parent_cells, uint64_to_cells
 from kantong.engine.inputs import boundaries
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ ADMIN_COLUMNS = (
 )
 #: Below this many points indexing runs in one call (thread start-up is not worth it).
 _PARALLEL_MIN_POINTS = 200_000
+#: District row of a point in no (allowed) district polygon yet.
+_NO_DISTRICT = -1
 
 
 def points_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int, *,
@@ -112,19 +114,19 @@ def points_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int, *,
 
 def cell_centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(lon, lat)`` arrays of the centres of ``uint64`` cells (WGS84 degrees)."""
-    rb = h3v.cells_to_coordinates(np.asarray(cells, dtype=np.uint64))
-    return np.asarray(rb["lng"], dtype=np.float64), np.asarray(rb["lat"], dtype=np.float64)
+    rb = h3v.cells_to_coordinates(cells)
+    return np.asarray(rb["lng"]), np.asarray(rb["lat"])
 
 
 def cell_polygons(cells: np.ndarray) -> np.ndarray:
     """Return the hexagon (or pentagon) of each cell as shapely Polygons in EPSG:4326."""
-    wkb = pa.array(h3v.cells_to_wkb_polygons(np.asarray(cells, dtype=np.uint64)))
+    wkb = pa.array(h3v.cells_to_wkb_polygons(cells))
     return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
 
 
 def cell_areas_m2(cells: np.ndarray) -> np.ndarray:
     """Return the exact area of each cell in square metres (H3's authalic sphere)."""
-    return np.asarray(h3ronpy.cells_area_m2(np.asarray(cells, dtype=np.uint64)), dtype=np.float64)
+    return np.asarray(h3ronpy.cells_area_m2(cells))
 
 
 @functools.cache
@@ -170,20 +172,20 @@ def admin_of_points(lon: np.ndarray, lat: np.ndarray, *,
     """
     attrs, polygons = _districts()
     n = len(lon)
-    match = np.full(n, -1, dtype=np.int64)
+    match = np.full(n, _NO_DISTRICT)
     if n:
         points = shapely.points(np.asarray(lon, float), np.asarray(lat, float))
         # a tree over the points queried with each (prepared) polygon: ~5x faster than the
         # reverse for a few hundred detailed polygons and many points
         poly_idx, point_idx = shapely.STRtree(points).query(polygons, predicate="contains")
+        # a point in several polygons (overlapping slivers) takes the first of them
         order = np.lexsort((poly_idx, point_idx))
-        point_idx, poly_idx = point_idx[order], poly_idx[order]
-        first = np.r_[True, point_idx[1:] != point_idx[:-1]][: len(point_idx)]
-        match[point_idx[first]] = poly_idx[first]
+        hit, first = np.unique(point_idx[order], return_index=True)
+        match[hit] = poly_idx[order][first]
         if provinces is not None:
             allowed = attrs["province_code"].isin(provinces).to_numpy()
-            match[(match >= 0) & ~allowed[np.maximum(match, 0)]] = -1
-        missing = np.flatnonzero(match < 0)
+            match[(match != _NO_DISTRICT) & ~allowed[match]] = _NO_DISTRICT
+        missing = np.flatnonzero(match == _NO_DISTRICT)
         if missing.size:
             to_ea = Transformer.from_crs(WGS84, EQUAL_AREA, always_xy=True)
             x, y = to_ea.transform(np.asarray(lon)[missing], np.asarray(lat)[missing])
@@ -192,9 +194,7 @@ def admin_of_points(lon: np.ndarray, lat: np.ndarray, *,
             match[missing[src]] = rows[near]
             logger.debug("%d of %d points outside every district: nearest district used",
                          missing.size, n)
-    out = attrs.iloc[np.where(match >= 0, match, 0)].reset_index(drop=True)
-    out.loc[match < 0, :] = pd.NA
-    return out
+    return attrs.reindex(match).reset_index(drop=True)  # no district: a row of <NA>
 
 
 def attach_admin(frame: pd.DataFrame, *,
@@ -352,13 +352,10 @@ class CellAccumulator:
 
 
 def _add_rates(frame: pd.DataFrame) -> None:
-    persons = frame["persons"].to_numpy(dtype=np.float64)
-    hh = frame["households"].to_numpy(dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frame["extreme_rate"] = np.where(persons > 0, frame["extreme_persons"] / persons, np.nan)
-        for count_col, share_col in zip(DEPRIVATION_COUNT_COLUMNS, DEPRIVATION_SHARE_COLUMNS,
-                                        strict=True):
-            frame[share_col] = np.where(hh > 0, frame[count_col] / hh, np.nan)
+    """Recompute the rate and shares from the counts (pandas: 0 / 0 is NaN, silently)."""
+    frame["extreme_rate"] = frame["extreme_persons"] / frame["persons"]
+    for _, count_col, share_col in DEPRIVATIONS.values():
+        frame[share_col] = frame[count_col] / frame["households"]
 
 
 def cells_frame(sums: pd.DataFrame, *, resolution: int, admin: bool = True,
@@ -384,7 +381,7 @@ def cells_frame(sums: pd.DataFrame, *, resolution: int, admin: bool = True,
         EPSG:4326, hexagon geometry, sorted by cell id.
     """
     sums = sums.sort_index()
-    cells = sums.index.to_numpy(dtype=np.uint64)
+    cells = sums.index.to_numpy()
     lon, lat = cell_centres(cells)
     frame = pd.DataFrame({"h3": pd.array(uint64_to_cells(cells), dtype="string"),
                           "resolution": np.full(len(cells), resolution, dtype=np.int8),
@@ -396,9 +393,8 @@ def cells_frame(sums: pd.DataFrame, *, resolution: int, admin: bool = True,
     for col in sums.columns:
         if col.endswith(_SUM):
             name = col[: -len(_SUM)]
-            n = sums[name + _N].to_numpy(dtype=np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                frame[name] = np.where(n > 0, sums[col].to_numpy() / n, np.nan)
+            # NaN where no household had a value (0 / 0)
+            frame[name] = (sums[col] / sums[name + _N]).to_numpy()
     gdf = gpd.GeoDataFrame(frame, geometry=cell_polygons(cells), crs=WGS84)
     if admin:
         gdf = attach_admin(gdf, provinces=provinces)
@@ -451,34 +447,32 @@ def rollup_cells(cells: pd.DataFrame, *, resolution: int, admin: bool = True,
     current = int(cells["resolution"].iloc[0]) if len(cells) else resolution
     if resolution > current:
         raise InputError(f"cannot roll up resolution {current} cells to finer {resolution}")
-    parents = np.asarray(h3ronpy.change_resolution(ids, resolution), dtype=np.uint64)
-    codes, uniq = pd.factorize(parents, sort=False)
+    parents = parent_cells(ids, resolution)
+    codes, uniq = pd.factorize(parents, sort=True)  # parents in cell-id order, as cells_frame
     n = len(uniq)
-    out = pd.DataFrame(index=pd.Index(uniq.astype(np.uint64), name="cell"))
+    out = pd.DataFrame(index=uniq)
     fractional = has_fractional_counts(cells)
     for col in COUNT_COLUMNS:
-        summed = np.bincount(codes, weights=cells[col].to_numpy(dtype=np.float64), minlength=n)
+        summed = np.bincount(codes, weights=cells[col].to_numpy())  # every code 0..n-1 occurs
         out[col] = summed if fractional else np.rint(summed).astype(np.int64)
-    weight = cells["households"].to_numpy(dtype=np.float64)
+    weight = cells["households"].to_numpy()
     extra: dict[str, np.ndarray] = {}
     for col in mean_columns(cells):
-        x = cells[col].to_numpy(dtype=np.float64)
+        x = cells[col].to_numpy()
         ok = np.isfinite(x)
         num = np.bincount(codes[ok], weights=x[ok] * weight[ok], minlength=n)
         den = np.bincount(codes[ok], weights=weight[ok], minlength=n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            extra[col] = np.where(den > 0, num / den, np.nan)
+        with np.errstate(invalid="ignore"):  # NaN where no child has a value (0 / 0)
+            extra[col] = num / den
     if "population" in cells.columns:
-        x = cells["population"].to_numpy(dtype=np.float64)
+        x = cells["population"].to_numpy()
         ok = np.isfinite(x)
         total = np.bincount(codes[ok], weights=x[ok], minlength=n)
         has = np.bincount(codes[ok], minlength=n) > 0
         extra["population"] = np.where(has, total, np.nan)
-    order = np.argsort(uniq)
-    out = out.iloc[order]
     gdf = cells_frame(out, resolution=resolution, admin=admin, provinces=provinces)
     for col, vals in extra.items():
-        gdf[col] = vals[order]
+        gdf[col] = vals
     return order_columns(gdf)
 
 
