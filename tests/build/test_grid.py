@@ -63,7 +63,7 @@ def test_points_to_cells_rejects_missing_coordinates():
 
 
 def test_cell_sums_match_naive_groupby():
-    planted = make_households(seed=2)
+    planted = make_households(seed=2, radius=3)
     sums = grid.households_to_cell_sums(planted.households, resolution=8)
     cells = grid.cells_frame(sums, resolution=8, admin=False).set_index("h3")
     naive = aggregate_naive(planted.households, 8).set_index("h3").sort_index()
@@ -114,7 +114,7 @@ def test_household_values_become_household_means():
 
 
 def test_cells_frame_schema_geometry_and_admin():
-    planted = make_households(seed=5, radius=4)
+    planted = make_households(seed=5, radius=2)
     cells = grid.cells_frame(grid.households_to_cell_sums(planted.households, resolution=8),
                              resolution=8)
     assert list(cells.columns) == ARCH_COLUMNS + ADMIN
@@ -148,7 +148,7 @@ def test_admin_of_points_inside_and_offshore():
 
 
 def test_rollups_are_exact():
-    planted = make_households(seed=6, radius=14)
+    planted = make_households(seed=6, radius=8)
     cells = grid.cells_frame(grid.households_to_cell_sums(planted.households, resolution=8),
                              resolution=8, admin=False)
     rng = np.random.default_rng(0)
