@@ -533,6 +533,9 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
     _set_options(h, time_limit=float(time_limit), mip_rel_gap=0.0,
                  mip_abs_gap=_granularity(wm) * (1 - 1e-6))
     if threads is not None:
+        # HiGHS sizes a thread's task scheduler at its first run and refuses another
+        # thread count later ("global scheduler has already been initialized"): start anew
+        highspy.Highs.resetThreadScheduler(True)
         _set_options(h, threads=int(threads))
     h.passModel(lp)
     warm = len(initial) > 0
