@@ -107,19 +107,17 @@ class Coverage:
         -------
         Coverage
         """
-        rows = np.asarray(rows, dtype=np.int64)
-        cols = np.asarray(cols, dtype=np.int64)
+        rows, cols = np.asarray(rows), np.asarray(cols)
         mins = np.asarray(minutes, dtype=np.float32)
         order = np.lexsort((mins, cols, rows))
         rows, cols, mins = rows[order], cols[order], mins[order]
         first = np.ones(len(rows), dtype=bool)
         first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
         rows, cols, mins = rows[first], cols[first], mins[first]
-        indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-        indices = cols.astype(np.int32 if shape[1] < 2**31 else np.int64)
-        minutes_m = sparse.csr_matrix((mins, indices, indptr), shape=shape)
-        matrix = sparse.csr_matrix((np.ones(len(rows), dtype=bool), indices, indptr),
+        # scipy stores the indices as int32 when they fit
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+        minutes_m = sparse.csr_matrix((mins, cols, indptr), shape=shape)
+        matrix = sparse.csr_matrix((np.ones(len(rows), dtype=bool), cols, indptr),
                                    shape=shape)
         return cls(matrix=matrix, minutes=minutes_m, max_minutes=float(max_minutes),
                    method=method)
@@ -178,8 +176,8 @@ class FrictionSurface:
         FrictionSurface
         """
         layer = open_raster(path, name="friction")
-        f = layer.data.astype(np.float64)
-        f[~(np.isfinite(f) & (f > 0))] = np.nan
+        data = np.asarray(layer.data, dtype=np.float64)
+        f = np.where(np.isfinite(data) & (data > 0), data, np.nan)
         if not np.isfinite(f).any():
             raise InputError(f"{path}: friction raster has no passable pixel")
         return cls(friction=f, transform=layer.transform, crs=layer.crs, path=str(path))
@@ -189,30 +187,36 @@ class FrictionSurface:
         """Return ``(rows, cols)``."""
         return self.friction.shape  # type: ignore[return-value]
 
-    def step_lengths(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return step lengths in metres (the build's pixel sizes, ``pixel_size_m``).
+    def step_lengths(self) -> tuple[float, float]:
+        """Return the vertical and horizontal step lengths in metres.
+
+        They are the build's pixel height and width (``pixel_size_m``): like the build's MCP,
+        the search uses one pixel size for the whole raster.
 
         Returns
         -------
-        dy : numpy.ndarray
-            ``rows - 1`` lengths between the centres of row ``r`` and ``r + 1``.
-        dx : numpy.ndarray
-            ``rows`` lengths between horizontally adjacent pixel centres of each row.
+        dy, dx : float
+            Distance between the centres of vertically and of horizontally adjacent pixels.
         """
-        rows = self.shape[0]
+        return self._step_lengths
+
+    @functools.cached_property
+    def _step_lengths(self) -> tuple[float, float]:
         pixel = pixel_size_m(self.transform, self.crs, self.shape)
-        return np.full(max(rows - 1, 0), pixel.dy), np.full(rows, pixel.dx)
+        return pixel.dy, pixel.dx
 
     def reach_pixels(self, max_minutes: float) -> int:
         """Return how many pixels a path of at most ``max_minutes`` can span (upper bound).
 
-        Every step costs at least ``min(friction) * step length``, so a path within the limit
-        is at most ``max_minutes / min(friction)`` metres long.
+        Every step costs at least ``min(friction) * min(step length)``, so a path within the
+        limit is at most ``max_minutes / min(friction)`` metres long.
         """
-        dy, dx = self.step_lengths()
-        step = float(min(dy.min(), dx.min())) if len(dy) else float(dx.min())
-        fmin = float(np.nanmin(self.friction))
-        return int(math.ceil(max_minutes / (fmin * step))) + 1
+        return int(math.ceil(max_minutes / self._cheapest_step)) + 1
+
+    @functools.cached_property
+    def _cheapest_step(self) -> float:
+        """Lowest cost of any step (minutes): the least friction over the shortest step."""
+        return float(np.nanmin(self.friction)) * min(self.step_lengths())
 
     def coarsen(self, factor: int) -> FrictionSurface:
         """Return a surface of ``factor x factor`` blocks holding their mean friction.
@@ -253,8 +257,6 @@ class FrictionSurface:
             int64 flat index ``row * cols + col``; -1 for points outside the raster or
             more than ``SNAP_PIXELS`` pixels from a passable pixel.
         """
-        lon = np.asarray(lon, dtype=np.float64)
-        lat = np.asarray(lat, dtype=np.float64)
         h, w = self.shape
         row, col = lonlat_to_pixels(lon, lat, transform=self.transform, crs=self.crs,
                                     shape=self.shape)
@@ -282,42 +284,42 @@ class FrictionSurface:
         return dist, idx[0], idx[1]
 
 
-def _pixel_graph(friction: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> sparse.csr_matrix:
+def _pixel_graph(friction: np.ndarray, dy: float, dx: float) -> sparse.csr_matrix:
     """Return the 8-connected travel-cost graph (minutes) of a friction window.
 
-    ``dy`` holds ``rows - 1`` vertical step lengths and ``dx`` ``rows`` horizontal ones (m).
-    A step costs the mean friction of its two pixels times its length; impassable (NaN)
-    pixels have no edges.
+    ``dy`` and ``dx`` are the vertical and horizontal step lengths (m); a diagonal step is
+    their hypotenuse. A step costs the mean friction of its two pixels times its length;
+    impassable (NaN) pixels have no edges.
     """
     h, w = friction.shape
     n = h * w
-    ok = np.isfinite(friction)
-    ids = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64).reshape(h, w)
-    nbr = np.full((h, w, len(_OFFSETS)), -1, dtype=ids.dtype)
-    wt = np.zeros((h, w, len(_OFFSETS)), dtype=np.float64)
+    # int32 ids halve the neighbour table; scipy takes either (int64 only past 2**31 pixels)
+    ids = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)  # pragma: no mutate
+    nbr = np.repeat(ids, len(_OFFSETS)).reshape(h, w, len(_OFFSETS))
+    cost = np.full((h, w, len(_OFFSETS)), np.nan)  # NaN: no neighbour or not passable
+    diagonal = math.hypot(dy, dx)
     for k, (dr, dc) in enumerate(_OFFSETS):
         src = (slice(max(0, -dr), h - max(0, dr)), slice(max(0, -dc), w - max(0, dc)))
         dst = (slice(max(0, dr), h - max(0, -dr)), slice(max(0, dc), w - max(0, -dc)))
-        rows = np.arange(h)[src[0]]
-        if dr == 0:
-            length = dx[rows][:, None]
-        else:
-            pair = rows if dr > 0 else rows - 1          # index of the upper row of the pair
-            vert = dy[pair]
-            if dc == 0:
-                length = vert[:, None]
-            else:
-                horiz = 0.5 * (dx[rows] + dx[rows + dr])
-                length = np.sqrt(vert**2 + horiz**2)[:, None]
-        valid = ok[src] & ok[dst]
-        nbr[src + (k,)] = np.where(valid, ids[dst], -1)
-        wt[src + (k,)] = np.where(valid, 0.5 * (friction[src] + friction[dst]) * length, 0.0)
-    nbr = nbr.reshape(n, len(_OFFSETS))
-    wt = wt.reshape(n, len(_OFFSETS))
-    mask = nbr >= 0
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(mask.sum(axis=1), out=indptr[1:])
-    return sparse.csr_matrix((wt[mask], nbr[mask], indptr), shape=(n, n))
+        length = dx if dr == 0 else dy if dc == 0 else diagonal
+        nbr[src + (k,)] = ids.reshape(h, w)[dst]
+        cost[src + (k,)] = 0.5 * (friction[src] + friction[dst]) * length
+    edge = np.isfinite(cost.reshape(n, len(_OFFSETS)))
+    indptr = np.concatenate([[0], np.cumsum(edge.sum(axis=1))])
+    return sparse.csr_matrix((cost.reshape(n, -1)[edge], nbr.reshape(n, -1)[edge], indptr),
+                             shape=(n, n))
+
+
+def _window(block_row: int, block_col: int, block: int, reach: int,
+            shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Return ``(r0, r1, c0, c1)``: a block of sources plus ``reach`` pixels on every side.
+
+    The block is the ``block x block`` square at ``(block_row, block_col)`` in block units;
+    the window is clipped to the raster (half-open bounds).
+    """
+    h, w = shape
+    return (max(block_row * block - reach, 0), min((block_row + 1) * block + reach, h),
+            max(block_col * block - reach, 0), min((block_col + 1) * block + reach, w))
 
 
 def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.ndarray,
@@ -337,7 +339,7 @@ def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.n
     max_minutes
         Coverage limit in minutes (> 0).
     block_px
-        Side of the source blocks in pixels; default: the search reach (a trade-off
+        Side of the source blocks in pixels (>= 1); default: the search reach (a trade-off
         between graph building per block and search size per source).
     point_limits
         Optional per-point limits (minutes): a pair is wanted only when its time is below
@@ -360,69 +362,66 @@ def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.n
     """
     if not max_minutes > 0:
         raise InputError(f"max_minutes must be > 0, got {max_minutes}")
+    if block_px is not None and not block_px >= 1:
+        raise InputError(f"block_px must be >= 1, got {block_px}")
     n_src, n_dst = len(src_lon), len(dst_lon)
-    h, w = surface.shape
+    w = surface.shape[1]
     dy, dx = surface.step_lengths()
     reach = surface.reach_pixels(max_minutes)
-    block = max(int(block_px or reach), 1)
+    block = reach if block_px is None else int(block_px)
     src_pix = surface.pixels_of(src_lon, src_lat)
     dst_pix = surface.pixels_of(dst_lon, dst_lat)
     # one search per distinct source pixel; targets sorted by row for window look-ups
     usrc, inverse = np.unique(src_pix, return_inverse=True)
-    keep_u = usrc >= 0
-    u_pix = usrc[keep_u]
-    u_ids = np.flatnonzero(keep_u)
+    u_ids = np.flatnonzero(usrc >= 0)
+    u_pix = usrc[u_ids]
     d_ok = np.flatnonzero(dst_pix >= 0)
-    d_row = dst_pix[d_ok] // w
-    order = np.argsort(d_row, kind="stable")
-    d_ok, d_row = d_ok[order], d_row[order]
-    d_col = dst_pix[d_ok] % w
-    blocks = (u_pix // w // block) * (w // block + 1) + (u_pix % w) // block
+    d_ok = d_ok[np.argsort(dst_pix[d_ok])]
+    d_row, d_col = np.divmod(dst_pix[d_ok], w)
+
+    def targets(win: tuple[int, int, int, int]) -> np.ndarray:
+        """Positions (in ``d_ok``) of the points inside a window."""
+        r0, r1, c0, c1 = win
+        lo, hi = np.searchsorted(d_row, [r0, r1])
+        return lo + np.flatnonzero((d_col[lo:hi] >= c0) & (d_col[lo:hi] < c1))
+
+    # sources grouped by the block (block row, block col) of their pixel
+    blocks, block_of = np.unique(np.column_stack(np.divmod(u_pix, w)) // block, axis=0,
+                                 return_inverse=True)
     rows_out: list[np.ndarray] = []
     cols_out: list[np.ndarray] = []
     mins_out: list[np.ndarray] = []
-    n_blocks = 0
-    for b in np.unique(blocks):
-        members = np.flatnonzero(blocks == b)
-        br, bc = divmod(int(b), w // block + 1)
-        r0, r1 = max(br * block - reach, 0), min((br + 1) * block + reach, h)
-        c0, c1 = max(bc * block - reach, 0), min((bc + 1) * block + reach, w)
-        lo, hi = np.searchsorted(d_row, [r0, r1])
-        in_win = (d_col[lo:hi] >= c0) & (d_col[lo:hi] < c1)
-        t_idx = d_ok[lo:hi][in_win]
-        if len(t_idx) == 0:
+    for k, (br, bc) in enumerate(blocks.tolist()):
+        win = _window(br, bc, block, reach, surface.shape)
+        sel = targets(win)
+        if len(sel) == 0:
             continue
         limit = max_minutes
         if point_limits is not None:
-            limit = min(max_minutes, float(np.max(point_limits[t_idx])))
+            limit = min(max_minutes, float(np.max(point_limits[d_ok[sel]])))
             if not limit > 0:
                 continue
-            if limit < max_minutes:  # a shorter search: a smaller window
-                rl = surface.reach_pixels(limit)
-                r0, r1 = max(br * block - rl, 0), min((br + 1) * block + rl, h)
-                c0, c1 = max(bc * block - rl, 0), min((bc + 1) * block + rl, w)
-                lo, hi = np.searchsorted(d_row, [r0, r1])
-                in_win = (d_col[lo:hi] >= c0) & (d_col[lo:hi] < c1)
-                t_idx = d_ok[lo:hi][in_win]
-        ww = c1 - c0
-        t_loc = (d_row[lo:hi][in_win] - r0) * ww + (d_col[lo:hi][in_win] - c0)
-        graph = _pixel_graph(surface.friction[r0:r1, c0:c1], dy[r0:max(r1 - 1, r0)],
-                             dx[r0:r1])
-        s_pix = u_pix[members]
-        s_loc = (s_pix // w - r0) * ww + (s_pix % w - c0)
+            # a shorter search: a smaller window
+            win = _window(br, bc, block, surface.reach_pixels(limit), surface.shape)
+            sel = targets(win)
+        r0, r1, c0, c1 = win
+        t_loc = (d_row[sel] - r0) * (c1 - c0) + (d_col[sel] - c0)
+        graph = _pixel_graph(surface.friction[r0:r1, c0:c1], dy, dx)
+        members = np.flatnonzero(block_of.ravel() == k)
+        s_row, s_col = np.divmod(u_pix[members], w)
+        s_loc = (s_row - r0) * (c1 - c0) + (s_col - c0)
         chunk = max(1, _MAX_DIST_ENTRIES // graph.shape[0])
         for i in range(0, len(members), chunk):
-            dist = dijkstra(graph, directed=True, indices=s_loc[i:i + chunk],
-                            limit=limit)
+            # the graph is symmetric: directed (scipy's default) or not gives the same times
+            dist = dijkstra(graph, indices=s_loc[i:i + chunk], limit=limit)
             sub = dist[:, t_loc]
             ii, jj = np.nonzero(sub <= limit)
             rows_out.append(u_ids[members[i:i + chunk]][ii])
-            cols_out.append(t_idx[jj])
+            cols_out.append(d_ok[sel][jj])
             mins_out.append(sub[ii, jj])
-        n_blocks += 1
     logger.info("least-cost coverage: %d sources (%d distinct pixels) x %d points, "
-                "%d blocks of %d px, reach %d px", n_src, len(u_pix), n_dst, n_blocks, block,
-                reach)
+                "%d blocks of %d px, reach %d px", n_src, len(u_pix), n_dst, len(blocks),
+                block, reach)
     u_cov = Coverage.from_triplets(
         np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64),
         np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64),
@@ -442,8 +441,7 @@ def _expand_rows(cov: Coverage, rows: np.ndarray) -> Coverage:
 
 
 def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    lo, la = np.radians(np.asarray(lon, dtype=np.float64)), np.radians(
-        np.asarray(lat, dtype=np.float64))
+    lo, la = np.radians(lon), np.radians(lat)
     return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
 
 
