@@ -421,7 +421,7 @@ def published_rollup_values(base: pd.DataFrame, plan: SuppressionPlan, resolutio
         x = cells[col].to_numpy(dtype="float64")
         # a published cell holds K >= 3 households: the weights of a cell with values are > 0
         out[col] = (_sum_valued(codes, x * weight, len(uniq))
-                    / _sum_valued(codes, np.where(np.isnan(x), np.nan, weight), len(uniq)))
+                    / _sum_valued(codes, np.where(np.isfinite(x), weight, np.nan), len(uniq)))
     for col in sums:
         out[col] = _sum_valued(codes, cells[col].to_numpy(dtype="float64"), len(uniq))
     return out

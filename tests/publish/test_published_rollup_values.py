@@ -213,3 +213,16 @@ def test_rollup_values_of_a_column_without_any_value():
                                           sums=("population",))
     assert sorted(got.index) == sorted(base["parent"].unique())
     assert got.isna().all().all()
+
+
+def test_unreachable_cells_are_left_out_of_the_rollup_mean():
+    # the 12-household cell of parent 1 cannot reach a facility (infinite travel time): the
+    # mean is over the 40-household cell alone (7 minutes), not dragged to infinity or 0
+    levels, base = _base()
+    plan = privacy.plan_suppression(levels, min_households=K)
+    cells = levels[8].assign(travel_min_x=base["travel_min_x"].where(
+        base["households"] != 12, np.inf))
+    got = privacy.published_rollup_values(cells, plan, 7, means=("travel_min_x",))
+    p0, p1, _ = sorted(base["parent"].unique())
+    assert got.loc[p1, "travel_min_x"] == 7.0
+    assert got.loc[p0, "travel_min_x"] == 40.0
