@@ -48,7 +48,7 @@ def test_cell_table_columns_types_and_geometry():
     out = grid.cells_frame(_sums(cells), resolution=8, admin=False)
     assert list(out.columns) == HEAD
     assert out["h3"].tolist() == cells  # sorted by cell id
-    assert out["h3"].dtype == "string"
+    assert out["h3"].dtype == pd.StringDtype()  # "string" (<NA>), as the admin columns
     assert out["resolution"].dtype == np.int8 and (out["resolution"] == 8).all()
     for col in COUNTS:
         assert out[col].dtype == np.int64, col
@@ -77,6 +77,22 @@ def test_rates_and_shares_are_divided_from_the_counts(fractional):
     for _, count, share in DEPRIVATIONS.values():
         np.testing.assert_allclose(out[share], by_h3[count] / by_h3["households"], rtol=1e-15)
     assert (out[SHARES].iloc[2] == 3 / 3).all()
+
+
+def test_all_counts_are_float_when_households_are_village_located():
+    # docs/architecture.md: a float households_village_located makes every count float64,
+    # an integer one every count int64, whatever the dtype each column arrived with
+    cells = _cells()
+    sums = _sums(cells)
+    mixed = sums.astype({"households_village_located": np.float64})
+    out = grid.cells_frame(mixed, resolution=8, admin=False)
+    for col in COUNTS:
+        assert out[col].dtype == np.float64, col
+    whole = sums.astype({"persons": np.float64, "assistance_gap": np.float64})
+    out = grid.cells_frame(whole, resolution=8, admin=False)
+    for col in COUNTS:
+        assert out[col].dtype == np.int64, col
+    assert out["persons"].tolist() == sums.sort_index()["persons"].tolist()
 
 
 @pytest.mark.filterwarnings("error")

@@ -7,6 +7,7 @@ h3ronpy. Tiny seeded inputs: every test runs in milliseconds.
 from __future__ import annotations
 
 import threading
+import time
 
 import h3
 import numpy as np
@@ -73,13 +74,23 @@ def test_points_to_cells_rejects_a_missing_value_of_a_nullable_column():
         grid.points_to_cells(lat, np.array([110.0, 110.1]), 8)
 
 
+@pytest.mark.parametrize("where", ["lat", "lon"])
+def test_points_to_cells_rejects_a_missing_value_of_an_object_column(where):
+    lat = np.array([0.0, 0.1], dtype=object)  # e.g. columns read from JSON
+    lon = np.array([110.0, 110.1], dtype=object)
+    (lat if where == "lat" else lon)[1] = None
+    with pytest.raises(InputError, match="missing or infinite"):
+        grid.points_to_cells(lat, lon, 8)
+
+
 def test_points_to_cells_rejects_unequal_lengths():
     with pytest.raises(InputError, match="same length"):
         grid.points_to_cells(np.array([0.0, 0.1]), np.array([110.0]), 8)
 
 
 class _Recorder:
-    """Wraps h3ronpy's indexing: the size and thread of every call."""
+    """Wraps h3ronpy's indexing: the size and thread of every call (each call lasts at
+    least 5 ms, so that a pool allowed more workers would start them)."""
 
     def __init__(self, real):
         self.real, self.sizes, self.threads = real, [], set()
@@ -89,6 +100,7 @@ class _Recorder:
         with self.lock:
             self.sizes.append(len(lat))
             self.threads.add(threading.get_ident())
+        time.sleep(0.005)
         return self.real(lat, lon, resolution)
 
 
@@ -119,6 +131,7 @@ def test_from_the_threshold_on_points_are_indexed_in_parallel_chunks(recorder, m
         assert got.dtype == np.uint64
         np.testing.assert_array_equal(got, _h3py(lat, lon, 7))
         assert len(recorder.sizes) >= threads and sum(recorder.sizes) == n
+        assert max(recorder.sizes) < n  # each call indexes a part of the points
         assert len(recorder.threads) <= threads  # never more workers than asked for
 
 

@@ -88,6 +88,7 @@ def test_rollup_is_a_groupby_over_the_h3_parents(fractional):
     assert up["population"].isna().tolist() == [False, False, False, True]
     assert up["travel_min_school"].isna().tolist() == [False, False, False, True]
     assert "other" not in up.columns
+    assert not set(grid.ADMIN_COLUMNS) & set(up.columns)  # admin=False: no attribution
     ref = np.array([h3.cell_to_latlng(p) for p in parents])
     np.testing.assert_allclose(up["lat"], ref[:, 0], atol=1e-11)
     np.testing.assert_allclose(up["lon"], ref[:, 1], atol=1e-11)
