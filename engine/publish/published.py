@@ -279,7 +279,7 @@ class PublishedRun:
             pid = gdf["pocket_id"].astype("Int64")
             gdf["pocket_id"] = pid.where(pid.isin(published))
         for col, group in (("rank_province", "province_code"), ("rank_regency", "regency_code")):
-            if col in gdf.columns and len(gdf):  # ranks among the published cells only
+            if col in gdf.columns:  # ranks among the published cells only
                 ranks = gdf.groupby(group)[col] if group in gdf.columns else gdf[col]
                 gdf[col] = ranks.rank(method="min").astype("Int64")
         logger.info("r%d: %d cells published, %d withheld (K=%d)", res, len(gdf),
@@ -354,8 +354,8 @@ class PublishedRun:
 
     def indicators(self) -> list[str]:
         """Return the numeric public cell columns usable as map indicators (base resolution)."""
-        frame = self.cells(self.base_resolution).iloc[:0]
-        return [c for c in frame.columns if c not in NON_INDICATORS and c != "geometry"
+        frame = self.cells()  # the base resolution; geometry is not numeric
+        return [c for c in frame.columns if c not in NON_INDICATORS
                 and pd.api.types.is_numeric_dtype(frame[c])
                 and not pd.api.types.is_bool_dtype(frame[c])]
 
@@ -376,7 +376,7 @@ class PublishedRun:
                     totals[c] = true[c].to_numpy()
                 src = self.run_dir / POCKETS_FILE
                 if src.is_file():
-                    ids = _read_columns(src, ["pocket_id"])["pocket_id"].dropna().astype("int64")
+                    ids = _read_columns(src, ["pocket_id"])["pocket_id"]
                     totals = totals[totals.index.isin(ids)]
                 self._pocket_totals = totals
             return self._pocket_totals
@@ -451,17 +451,15 @@ class PublishedRun:
         if "pocket_id" not in base.columns:
             return 0
         cells = base.loc[base["pocket_id"].notna(), ["pocket_id", "regency_code", "households"]]
-        cells = cells.astype({"pocket_id": "int64"})
         src = self.run_dir / POCKETS_FILE
-        if src.is_file():
-            known = _read_columns(src, ["pocket_id"])["pocket_id"].dropna().astype("int64")
-            cells = cells[cells["pocket_id"].isin(known)]
-        major = (cells.groupby(["pocket_id", "regency_code"])["households"].sum().reset_index()
-                 .sort_values(["pocket_id", "households"], ascending=[True, False], kind="stable")
-                 .drop_duplicates("pocket_id"))
+        if src.is_file():  # only the run's pockets (a null id in the file matches no cell)
+            cells = cells[cells["pocket_id"].isin(_read_columns(src, ["pocket_id"])["pocket_id"])]
+        households = cells.groupby(["pocket_id", "regency_code"])["households"].sum()
+        # pocket -> the regency holding most of its households (a tie: the lowest code)
+        major = households.groupby(level="pocket_id").idxmax().map(lambda key: key[1])
         if regency is not None:
-            major = major[major["regency_code"] == self.check_regency(regency)]
-        return int((~major["pocket_id"].isin(published)).sum())
+            major = major[major == self.check_regency(regency)]
+        return int((~major.index.isin(published)).sum())
 
     # ---- sites ----------------------------------------------------------------------------
     def sites(self) -> gpd.GeoDataFrame:
@@ -482,7 +480,7 @@ class PublishedRun:
     def _load_sites(self) -> gpd.GeoDataFrame:
         folder = self.run_dir / SITES_DIR
         frames = []
-        for path in sorted(folder.glob("sites_*.parquet")) if folder.is_dir() else []:
+        for path in sorted(folder.glob("sites_*.parquet")):  # none when there is no folder
             m = _SITES_RE.fullmatch(path.name)
             if not m:
                 continue
@@ -491,7 +489,7 @@ class PublishedRun:
             frames.append(gdf[[c for c in PUBLIC_SITE_COLUMNS if c in gdf.columns]])
         if not frames:
             return _empty_geo(PUBLIC_SITE_COLUMNS)
-        sites = pd.concat(frames, ignore_index=True)
+        sites = pd.concat(frames)  # withhold_site_counts sorts and renumbers the rows
         if "rank" not in sites.columns:
             raise RunError(f"{folder}: sites files have no 'rank' column")
         sites = privacy.withhold_site_counts(sites, min_households=self.min_households)
@@ -546,9 +544,8 @@ class PublishedRun:
             return self._regencies.copy()
 
     def _load_regencies(self) -> pd.DataFrame:
-        cols = tuple(c for c in privacy.SUMMED_COUNTS if c in self._base_frame().columns)
-        sums = privacy.released_regency_totals(self._base_frame(), self.plan, columns=cols)
-        sums = sums[sums["households"] > 0]
+        # every released atom holds >= K households: no regency row without households
+        sums = privacy.released_regency_totals(self._base_frame(), self.plan)
         pockets = self._pocket_table()["regency_code"].value_counts()
         out = sums.reset_index()
         out["regency_name"] = out["regency_code"].map(self._regency_names()).astype("string")
@@ -588,10 +585,9 @@ class PublishedRun:
 
     def _regency_names(self) -> pd.Series:
         base = self._base_frame()
-        if "regency_name" not in base.columns:
-            return pd.Series(dtype="string")
-        pairs = base[["regency_code", "regency_name"]].dropna().drop_duplicates("regency_code")
-        return pairs.set_index("regency_code")["regency_name"]
+        # a run without names gives an empty mapping; the first name of a regency counts
+        pairs = base.reindex(columns=["regency_code", "regency_name"]).dropna()
+        return pairs.drop_duplicates("regency_code").set_index("regency_code")["regency_name"]
 
     # ---- checks ---------------------------------------------------------------------------
     def _check_resolution(self, resolution: int | None) -> int:
@@ -671,7 +667,7 @@ def _read_geo(path: Path) -> gpd.GeoDataFrame:
 
 
 def _empty_geo(columns: tuple[str, ...]) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(columns=list(columns), geometry="geometry", crs=WGS84)
+    return gpd.GeoDataFrame(columns=list(columns), crs=WGS84)  # "geometry": the geometry
 
 
 def _plain(value: object) -> object:

@@ -109,7 +109,9 @@ def _base_frame() -> gpd.GeoDataFrame:
             "h3": _ID[name], "resolution": 8, "lon": lon, "lat": lat,
             "province_code": "61", "province_name": "Kalimantan Barat",
             # g (the first row) lacks its regency's name, which other cells carry
-            "regency_code": reg, "regency_name": None if name == "g" else NAMES[reg],
+            # and c spells its regency's name differently: one name per regency is published
+            "regency_code": reg,
+            "regency_name": {"g": None, "c": "Kab. Sanggau"}.get(name, NAMES[reg]),
             "households": hh, "persons": _persons(name), "extreme_households": _extreme(name),
             "extreme_persons": 4 * _extreme(name),
             "extreme_rate": 4 * _extreme(name) / _persons(name),
@@ -219,8 +221,9 @@ def world(tmp_path_factory) -> Path:
     return run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def pub(world) -> PublishedRun:
+    """A new view per test: a view caches what it read, and each test must read it itself."""
     return PublishedRun(world)
 
 
