@@ -175,7 +175,8 @@ class FrictionSurface:
         -------
         FrictionSurface
         """
-        layer = open_raster(path, name="friction")
+        # the name only labels open_raster's log line: its mutants are equivalent
+        layer = open_raster(path, name="friction")  # pragma: no mutate
         data = np.asarray(layer.data, dtype=np.float64)
         f = np.where(np.isfinite(data) & (data > 0), data, np.nan)
         if not np.isfinite(f).any():
@@ -236,8 +237,7 @@ class FrictionSurface:
         count[:h, :w] = ok
         total = padded.reshape(hh, factor, ww, factor).sum(axis=(1, 3))
         n = count.reshape(hh, factor, ww, factor).sum(axis=(1, 3))
-        blocks = np.full_like(total, np.nan)
-        np.divide(total, n, out=blocks, where=n > 0)
+        blocks = np.divide(total, n, out=np.full(total.shape, np.nan), where=n > 0)
         t = self.transform
         coarse_t = affine.Affine(t.a * factor, 0.0, t.c, 0.0, t.e * factor, t.f)
         return FrictionSurface(friction=blocks, transform=coarse_t, crs=self.crs,
@@ -304,10 +304,10 @@ def _pixel_graph(friction: np.ndarray, dy: float, dx: float) -> sparse.csr_matri
         length = dx if dr == 0 else dy if dc == 0 else diagonal
         nbr[src + (k,)] = ids.reshape(h, w)[dst]
         cost[src + (k,)] = 0.5 * (friction[src] + friction[dst]) * length
-    edge = np.isfinite(cost.reshape(n, len(_OFFSETS)))
+    cost, nbr = cost.reshape(n, len(_OFFSETS)), nbr.reshape(n, len(_OFFSETS))
+    edge = np.isfinite(cost)
     indptr = np.concatenate([[0], np.cumsum(edge.sum(axis=1))])
-    return sparse.csr_matrix((cost.reshape(n, -1)[edge], nbr.reshape(n, -1)[edge], indptr),
-                             shape=(n, n))
+    return sparse.csr_matrix((cost[edge], nbr[edge], indptr), shape=(n, n))
 
 
 def _window(block_row: int, block_col: int, block: int, reach: int,
@@ -422,9 +422,10 @@ def travel_coverage(surface: FrictionSurface, src_lon: np.ndarray, src_lat: np.n
     logger.info("least-cost coverage: %d sources (%d distinct pixels) x %d points, "
                 "%d blocks of %d px, reach %d px", n_src, len(u_pix), n_dst, len(blocks),
                 block, reach)
+    none = np.zeros(0, dtype=np.int64)
     u_cov = Coverage.from_triplets(
-        np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64),
-        np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64),
+        np.concatenate(rows_out) if rows_out else none,
+        np.concatenate(cols_out) if cols_out else none,
         np.concatenate(mins_out) if mins_out else np.zeros(0),
         (len(usrc), n_dst), max_minutes=max_minutes, method="least-cost")
     return _expand_rows(u_cov, inverse.ravel())

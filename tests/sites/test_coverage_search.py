@@ -167,3 +167,33 @@ def test_coverage_types_and_limit_are_kept():
     uncovered = ~cov.covered()
     assert uncovered.tolist() == (~(ref <= 2.2).any(axis=0)).tolist()
     assert 0 < uncovered.sum() < len(uncovered)
+
+
+def test_each_block_searches_only_its_window(monkeypatch):
+    # a block of b x b pixels searches at most (b + 2 reach)^2 pixels, whatever the raster
+    f = _grid(seed=6)
+    s = FrictionSurface(friction=f, transform=from_origin(X0, Y0, 100.0, 100.0), crs=UTM)
+    src, dst, ref, _ = _case(f, 100.0, 100.0)
+    reach = s.reach_pixels(2.2)
+    real = coverage.dijkstra
+    sizes: list[int] = []
+
+    def spy(graph, **kw):
+        sizes.append(graph.shape[0])
+        return real(graph, **kw)
+
+    monkeypatch.setattr(coverage, "dijkstra", spy)
+    for block_px, side in ((1, 1), (3, 3), (None, reach)):
+        sizes.clear()
+        cov = travel_coverage(s, *src, *dst, max_minutes=2.2, block_px=block_px)
+        assert (cov.matrix.toarray() == (ref <= 2.2)).all()
+        assert max(sizes) == (side + 2 * reach) ** 2  # some windows are not clipped
+
+
+@pytest.mark.parametrize("max_minutes", [0.0, -1.0, float("nan")])
+def test_a_limit_that_is_not_positive_is_rejected(max_minutes):
+    f = _grid()
+    s = FrictionSurface(friction=f, transform=from_origin(X0, Y0, 100.0, 100.0), crs=UTM)
+    with pytest.raises(InputError):
+        travel_coverage(s, *_lonlat([1], [1], 100, 100), *_lonlat([2], [2], 100, 100),
+                        max_minutes=max_minutes)
