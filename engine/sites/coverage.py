@@ -442,7 +442,7 @@ def _expand_rows(cov: Coverage, rows: np.ndarray) -> Coverage:
 
 
 def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    lo, la = np.radians(lon), np.radians(lat)
+    lo, la = np.radians(np.asarray(lon)), np.radians(np.asarray(lat))
     return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
 
 
