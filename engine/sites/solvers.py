@@ -198,7 +198,7 @@ def greedy_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None 
     t0 = time.perf_counter()
     matrix, w = _check(matrix, weights, k, costs, budget)
     c = None if budget is None else np.asarray(costs, dtype=np.float64)
-    gain0 = np.asarray(matrix @ w, dtype=np.float64).ravel()
+    gain0 = matrix @ w  # (CSR @ float64 vector: a float64 vector)
     order, gains, evaluations = _lazy_greedy(matrix, w, k=k, c=c, budget=budget, gain0=gain0)
     status = "greedy"
     if c is not None:
@@ -251,17 +251,16 @@ def _minoux_bound(matrix: sparse.csr_matrix, w: np.ndarray, order: np.ndarray, *
     (a CSC column slice), so the whole bound costs O(nnz) plus one top-k per prefix.
     """
     csc = matrix.tocsc()
-    gain = np.asarray(matrix @ w, dtype=np.float64).ravel()
+    gain = matrix @ w
     remaining = w.copy()
     covered = 0.0
     best = _knapsack_top(gain, k, costs, budget)
     for j in order:
         newly = matrix.indices[matrix.indptr[j]:matrix.indptr[j + 1]]
         newly = newly[remaining[newly] != 0]  # the points site j covers first
-        gain -= np.asarray(csc[:, newly] @ remaining[newly], dtype=np.float64).ravel()
+        gain -= csc[:, newly] @ remaining[newly]
         covered += float(remaining[newly].sum())
         remaining[newly] = 0.0
-        np.maximum(gain, 0.0, out=gain)
         best = min(best, covered + _knapsack_top(gain, k, costs, budget))
     return float(best)
 
@@ -372,7 +371,7 @@ def order_by_gain(matrix: sparse.spmatrix, weights: np.ndarray,
     """
     chosen = np.asarray(chosen, dtype=np.int64)
     sub = sparse.csr_matrix(matrix)[chosen]
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights)
     picked, gains, _ = _lazy_greedy(sub, w, k=None, c=None, budget=None, gain0=sub @ w)
     rest = np.ones(len(chosen), dtype=bool)
     rest[picked] = False
@@ -384,8 +383,8 @@ def merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_m
                                                                      np.ndarray]:
     """Drop zero-weight / uncoverable points and merge points covered by the same sites.
 
-    Two points are merged when their column patterns hash alike (two independent random
-    64-bit sums and the count): a collision needs two different sets to agree on 129 bits.
+    Two points are merged when their column patterns hash alike (two independent sums of
+    random 64-bit keys): a collision needs two different sets to agree on 128 bits.
     """
     csc = matrix.tocsc()
     csc.sort_indices()
@@ -393,12 +392,11 @@ def merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_m
     keep = np.flatnonzero((w > 0) & (counts > 0))
     csc = csc[:, keep]
     rng = np.random.default_rng(20261122)  # pragma: no mutate (any fixed seed hashes alike)
-    r = rng.integers(0, 2**63, size=(2, matrix.shape[0]), dtype=np.uint64)
+    r1, r2 = rng.bit_generator.random_raw((2, matrix.shape[0]))  # uint64 keys per site
     starts = csc.indptr[:-1]
     # (uint64 sums wrap around silently: arithmetic modulo 2**64)
-    h1 = np.add.reduceat(r[0][csc.indices], starts)
-    h2 = np.add.reduceat(r[1][csc.indices], starts)
-    key = np.column_stack([h1, h2, np.diff(csc.indptr).astype(np.uint64)])
+    key = np.column_stack([np.add.reduceat(r1[csc.indices], starts),
+                           np.add.reduceat(r2[csc.indices], starts)])
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     merged_w = np.zeros(len(first))
     np.add.at(merged_w, inverse.ravel(), w[keep])
@@ -406,36 +404,30 @@ def merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_m
 
 
 def _mclp_model(cover: sparse.csc_matrix, wm: np.ndarray, *, k: int | None,
-                costs: np.ndarray | None, budget: float | None,
-                integer: bool) -> highspy.HighsLp:
+                costs: np.ndarray | None, budget: float | None) -> highspy.HighsLp:
     """Build the MCLP as a HiGHS model: columns x (candidates) then y (merged points).
 
     Rows ``0 .. n_d - 1``: ``y_i - sum_j a_ji x_j <= 0``; last row: ``sum x_j <= k`` or
-    ``sum c_j x_j <= budget``. With ``integer=False`` it is the LP relaxation.
+    ``sum c_j x_j <= budget``. All columns are continuous: this is the LP relaxation.
     """
     n_c, n_d = cover.shape
-    c = None if budget is None else np.asarray(costs, dtype=np.float64)
-    limit_row = sparse.csr_matrix(np.atleast_2d(np.ones(n_c) if c is None else c))
+    limit_row = sparse.csr_matrix(np.atleast_2d(np.ones(n_c) if budget is None else costs))
     x_cols = sparse.vstack([-sparse.csr_matrix(cover.T, dtype=np.float64), limit_row])
-    y_cols = sparse.vstack([sparse.identity(n_d, format="csc"), sparse.csc_matrix((1, n_d))])
+    y_cols = sparse.vstack([sparse.identity(n_d), sparse.csc_matrix((1, n_d))])
     a = sparse.hstack([x_cols, y_cols]).tocsc()
     a.sort_indices()
+    cost = np.concatenate([np.zeros(n_c), wm])
+    upper = np.concatenate([np.zeros(n_d), [float(k if budget is None else budget)]])
     lp = highspy.HighsLp()
-    lp.num_col_ = n_c + n_d
-    lp.num_row_ = n_d + 1
-    lp.col_cost_ = np.concatenate([np.zeros(n_c), wm])
-    lp.col_lower_ = np.zeros(n_c + n_d)
-    lp.col_upper_ = np.ones(n_c + n_d)
-    lp.row_lower_ = np.full(n_d + 1, -highspy.kHighsInf)
-    lp.row_upper_ = np.concatenate([np.zeros(n_d), [float(k) if c is None else float(budget)]])
+    lp.num_col_, lp.num_row_ = len(cost), len(upper)
+    lp.col_cost_ = cost
+    lp.col_lower_, lp.col_upper_ = np.zeros_like(cost), np.ones_like(cost)
+    lp.row_lower_, lp.row_upper_ = np.full_like(upper, -highspy.kHighsInf), upper
     lp.sense_ = highspy.ObjSense.kMaximize
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = a.indptr.astype(np.int32)
     lp.a_matrix_.index_ = a.indices.astype(np.int32)
-    lp.a_matrix_.value_ = a.data.astype(np.float64)
-    if integer:
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * n_c + \
-            [highspy.HighsVarType.kContinuous] * n_d
+    lp.a_matrix_.value_ = a.data
     return lp
 
 
@@ -448,7 +440,8 @@ def _set_options(h: highspy.Highs, **options: float) -> None:
 
 def lp_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = None,
              costs: np.ndarray | None = None, budget: float | None = None,
-             time_limit: float = 5.0) -> float:
+             time_limit: float = 5.0,  # pragma: no mutate (5 s or 6 s: only a slow LP tells)
+             ) -> float:
     """Return the LP-relaxation optimum of the MCLP, an upper bound on the best coverage.
 
     Parameters
@@ -470,7 +463,7 @@ def lp_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = No
         return 0.0
     h = new_highs()
     _set_options(h, time_limit=float(time_limit))
-    h.passModel(_mclp_model(cover, wm, k=k, costs=costs, budget=budget, integer=False))
+    h.passModel(_mclp_model(cover, wm, k=k, costs=costs, budget=budget))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         logger.info("LP bound not proven in %.1f s (%s)", time_limit,
@@ -528,14 +521,17 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
         return SitingResult(order=np.zeros(0, np.int64), gains=np.zeros(0), objective=0.0,
                             bound=0.0, gap=0.0, method="exact", status="Optimal",
                             seconds=time.perf_counter() - t0, details={"merged_points": 0})
-    lp = _mclp_model(cover, wm, k=k, costs=costs, budget=budget, integer=True)
+    lp = _mclp_model(cover, wm, k=k, costs=costs, budget=budget)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n_c + \
+        [highspy.HighsVarType.kContinuous] * n_d  # x binary
     h = new_highs()
     _set_options(h, time_limit=float(time_limit), mip_rel_gap=0.0,
                  mip_abs_gap=_granularity(wm) * (1 - 1e-6))
     if threads is not None:
         # HiGHS sizes a thread's task scheduler at its first run and refuses another
         # thread count later ("global scheduler has already been initialized"): start anew
-        highspy.Highs.resetThreadScheduler(True)
+        # (pragma: blocking or not, the next run starts a new scheduler alike)
+        highspy.Highs.resetThreadScheduler(True)  # pragma: no mutate
         _set_options(h, threads=int(threads))
     h.passModel(lp)
     warm = len(initial) > 0
@@ -543,33 +539,32 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
         x0 = np.zeros(n_c)
         x0[np.asarray(initial, dtype=np.int64)] = 1.0
         y0 = np.minimum(np.asarray(cover.T @ x0).ravel(), 1.0)
-        idx = np.arange(n_c + n_d, dtype=np.int32)
+        idx = np.arange(n_c + n_d)
         h.setSolution(len(idx), idx, np.concatenate([x0, y0]))
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
-    sol = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    sol = np.asarray(h.getSolution().col_value)
     reported = float(info.objective_function_value)
     if warm and len(sol) == n_c + n_d and not math.isclose(
-            float(np.asarray(lp.col_cost_) @ sol), reported, rel_tol=1e-6, abs_tol=1e-6):
+            float(np.asarray(lp.col_cost_) @ sol), reported, rel_tol=1e-6):
         # HiGHS 1.16 hands back the warm start, not its optimum, when presolve solves the
         # model outright: solve again without the warm start
         logger.debug("HiGHS returned the warm start as its solution; solving again cold")
         return exact_cover(matrix, w, k=k, costs=costs, budget=budget, time_limit=time_limit,
-                           initial=np.zeros(0, np.int64), threads=threads)
+                           initial=[], threads=threads)
     feasible = int(highspy.SolutionStatus.kSolutionStatusFeasible)
     if info.primal_solution_status != feasible or len(sol) != n_c + n_d:
         raise SolverError(f"HiGHS found no feasible site selection ({status})")
-    chosen = np.flatnonzero(sol[:n_c] > 0.5)
+    chosen = np.flatnonzero(np.rint(sol[:n_c]))  # x is binary up to HiGHS's tolerance
     order, gains = order_by_gain(matrix, w, chosen)
     objective = float(gains.sum())
     if objective < greedy.objective:  # only possible when stopped early without the warm start
         order, gains, objective = greedy.order, greedy.gains, greedy.objective
     optimal = status == "Optimal"
     dual = float(info.mip_dual_bound)
-    # not optimal: the better of HiGHS's dual bound and the greedy's bounds (inf if unknown)
-    bound = objective if optimal else min(b if math.isfinite(b) else math.inf
-                                          for b in (dual, greedy.bound))
+    # not optimal: the better of the greedy's bounds and HiGHS's dual bound (when a number)
+    bound = objective if optimal else min(greedy.bound, dual)
     bound = max(bound, objective)
     seconds = time.perf_counter() - t0
     details = {"model_status": status, "highs_objective": float(info.objective_function_value),

@@ -44,6 +44,49 @@ def _lp_reference(a, w, k=None, costs=None, budget=None) -> float:
     return -res.fun
 
 
+def _covered(dense, w, sites) -> float:
+    return float(w[dense[list(sites)].any(axis=0)].sum()) if len(sites) else 0.0
+
+
+def _fractional_knapsack(gains, costs, budget) -> float:
+    """Textbook: by gain per cost, whole items while they fit, then a part of the next."""
+    total, left = 0.0, budget
+    for j in sorted(np.flatnonzero(costs <= budget), key=lambda j: -gains[j] / costs[j]):
+        take = min(1.0, left / costs[j])
+        total, left = total + take * gains[j], left - take * costs[j]
+        if left <= 0:
+            break
+    return total
+
+
+def _minoux_reference(a, w, order, k=None, costs=None, budget=None) -> float:
+    """min over greedy prefixes S of f(S) + the best marginal gains f(S + j) - f(S)."""
+    dense = a.toarray()
+    best = math.inf
+    for i in range(len(order) + 1):
+        prefix = list(order[:i])
+        f = _covered(dense, w, prefix)
+        gains = np.array([_covered(dense, w, [*prefix, j]) - f for j in range(a.shape[0])])
+        top = (sum(sorted(gains, reverse=True)[:k]) if costs is None
+               else _fractional_knapsack(gains, costs, budget))
+        best = min(best, f + top)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_minoux_bound_is_its_definition(seed):
+    rng = np.random.default_rng(seed)
+    a = sparse.csr_matrix(rng.uniform(size=(8, 30)) < 0.3)
+    w = rng.integers(0, 6, 30).astype(float)
+    for k in (2, 3, 10):
+        g = greedy_cover(a, w, k=k)
+        assert g.details["minoux_bound"] == pytest.approx(_minoux_reference(a, w, g.order, k=k))
+    costs = rng.integers(1, 4, 8).astype(float)
+    g = greedy_cover(a, w, costs=costs, budget=4.5)
+    assert g.details["minoux_bound"] == pytest.approx(
+        _minoux_reference(a, w, g.order, costs=costs, budget=4.5))
+
+
 def test_lagrangian_first_iterate_is_the_best_k_gains():
     a, w = _overlap_with_empty_point()
     # at l = w: sum max(w - l, 0) = 0, plus the 2 largest (A l)_j = 4 + 3.5
@@ -106,6 +149,12 @@ def test_lp_bound_matches_the_dense_lp_on_tiny_instances():
     costs = np.ones(3)
     assert lp_bound(a, w, costs=costs, budget=1.5) == pytest.approx(3.0)
     assert _lp_reference(a, w, costs=costs, budget=1.5) == pytest.approx(3.0)
+
+
+def test_lp_bound_of_one_merged_point():
+    # both points are covered by candidate 1 only
+    a = sparse.csr_matrix(np.array([[0, 0], [1, 1]], dtype=bool))
+    assert lp_bound(a, np.array([2.0, 3.0]), k=1) == pytest.approx(5.0)
 
 
 def test_lp_bound_is_unknown_when_not_solved_in_time():

@@ -6,6 +6,7 @@ Optima come from the definition (every subset checked by hand in the comments, o
 
 import itertools
 import math
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -78,11 +79,28 @@ def test_exact_on_one_merged_point():
 
 def test_exact_with_nothing_to_cover():
     a = sparse.csr_matrix(np.array([[1, 0], [0, 1]], dtype=bool))
+    t0 = time.perf_counter()
     e = exact_cover(a, np.zeros(2), k=1)
+    assert 0 <= e.seconds <= time.perf_counter() - t0
     assert e.order.dtype.kind == "i" and len(e.order) == 0 and len(e.gains) == 0
     assert e.objective == 0.0 and e.bound == 0.0 and e.gap == 0.0
     assert e.status == "Optimal" and e.method == "exact"
     assert e.details["merged_points"] == 0
+
+
+def test_exact_is_optimal_to_one_household_on_a_large_total():
+    # 30 sites, 300 points plus one point of a million households that every site covers:
+    # HiGHS's default relative gap (1e-4, here 100 households) would stop at the greedy's
+    # 1000896; the best 3 sites (all 4060 triples checked) cover one household more.
+    rng = np.random.default_rng(18)
+    a = np.hstack([rng.uniform(size=(30, 300)) < 0.08, np.ones((30, 1), dtype=bool)])
+    w = np.append(rng.integers(0, 20, 300).astype(float), 1e6)
+    triples = np.array(list(itertools.combinations(range(30), 3)))
+    covered = a[triples[:, 0]] | a[triples[:, 1]] | a[triples[:, 2]]
+    best = float((covered * w).sum(axis=1).max())
+    e = exact_cover(sparse.csr_matrix(a), w, k=3)
+    assert best == 1000897.0 and e.details["greedy_objective"] == best - 1
+    assert e.objective == best and e.status == "Optimal" and e.gap == 0.0
 
 
 @pytest.mark.parametrize("limit", [0, -1.0, float("nan")])
@@ -161,6 +179,22 @@ def test_a_given_start_overlapping_twice_is_a_valid_warm_start(monkeypatch):
     # A and B both cover p0, p1: y stays at most 1
     assert log[0].warm[:3].tolist() == [1.0, 1.0, 0.0]
     assert log[0].warm.max() == 1.0
+    # one site, given as a float (a table column): C covers {p2, p3} and {p5}
+    exact_cover(a, w, k=2, initial=np.array([2.0]))
+    assert log[1].warm[:3].tolist() == [0.0, 0.0, 1.0]
+    assert sorted(log[1].warm[3:].tolist()) == [0.0, 0.0, 1.0, 1.0]
+    # an empty start: no warm start at all
+    exact_cover(a, w, k=2, initial=[])
+    assert log[2].warm is None
+
+
+def test_time_limit_and_threads_reach_highs(monkeypatch):
+    log = _spy(monkeypatch)
+    a, w = _overlap()
+    exact_cover(a, w, k=2, time_limit=7.5, threads=1)
+    assert log[0].getOptionValue("time_limit")[1] == 7.5
+    assert log[0].getOptionValue("threads")[1] == 1
+    assert log[0].getOptionValue("mip_rel_gap")[1] == 0.0
 
 
 def test_warm_start_handed_back_is_solved_again_cold(monkeypatch):
@@ -170,6 +204,35 @@ def test_warm_start_handed_back_is_solved_again_cold(monkeypatch):
     # the first answer (the greedy's 5.5 under HiGHS's objective 6.5) is not trusted
     assert len(log) == 2 and log[1].warm is None
     assert e.objective == 6.5 and e.order.tolist() == [1, 2] and e.status == "Optimal"
+
+
+def test_the_cold_solve_keeps_the_budget_and_the_settings(monkeypatch):
+    log = _spy(monkeypatch, fault="echo")
+    # disjoint gains 6, 4, 3 at costs 3, 1, 2, budget 4.5: the ratio greedy takes 1 and 0
+    # (10); the cold solve must keep the budget: {0, 1} (10), not all three (13)
+    a = sparse.csr_matrix(np.eye(3, dtype=bool))
+    costs = np.array([3.0, 1.0, 2.0])
+    e = exact_cover(a, np.array([6.0, 4.0, 3.0]), costs=costs, budget=4.5, time_limit=7.5,
+                    threads=1, initial=[2])
+    assert len(log) == 2 and log[1].warm is None
+    assert log[1].getOptionValue("time_limit")[1] == 7.5
+    assert log[1].getOptionValue("threads")[1] == 1
+    assert e.order.tolist() == [0, 1] and e.objective == 10.0
+
+
+def test_proven_optimal_means_gap_zero_and_bound_equal_to_the_objective():
+    # HiGHS's dual bound here is 1001.0000000000028 for an optimum of 1001 (checked over
+    # all 4060 triples): "Optimal" is reported with bound = objective and gap exactly 0
+    rng = np.random.default_rng(0)
+    a = rng.uniform(size=(30, 300)) < 0.08
+    w = rng.integers(0, 20, 300).astype(float)
+    triples = np.array(list(itertools.combinations(range(30), 3)))
+    best = float(((a[triples[:, 0]] | a[triples[:, 1]] | a[triples[:, 2]]) * w).sum(axis=1).max())
+    t0 = time.perf_counter()
+    e = exact_cover(sparse.csr_matrix(a), w, k=3)
+    assert 0 <= e.seconds <= time.perf_counter() - t0
+    assert e.objective == best and e.status == "Optimal"
+    assert e.bound == e.objective and e.gap == 0.0
 
 
 def test_a_solution_worse_than_the_greedy_is_replaced_by_the_greedy(monkeypatch):
@@ -199,6 +262,7 @@ def test_options_highs_rejects_are_errors():
 
 def test_gap_definition():
     assert solvers._gap(5.0, 6.0) == pytest.approx(0.2)
+    assert solvers._gap(0.5, 0.75) == pytest.approx(0.5)
     assert solvers._gap(5.0, 5.0) == 0.0
     assert solvers._gap(5.0, 4.0) == 0.0  # a bound below the objective proves optimality
     assert solvers._gap(0.0, 0.0) == 0.0

@@ -12,7 +12,12 @@ from scipy import sparse
 
 from kantong.engine.errors import InputError, SolverError
 from kantong.engine.sites import solvers
-from kantong.engine.sites.solvers import greedy_cover, lagrangian_bound, lp_bound
+from kantong.engine.sites.solvers import (
+    greedy_cover,
+    lagrangian_bound,
+    lp_bound,
+    order_by_gain,
+)
 
 
 def _overlap():
@@ -265,3 +270,18 @@ def test_smallest_valid_limits_and_plain_inputs_are_accepted():
                       costs=np.array([1e-9, 2e-9]), budget=1e-9)
     assert g2.order.tolist() == [0] and g2.objective == 4.0
     assert greedy_cover(np.eye(2), [0.0, 1.0], k=1).order.tolist() == [1]
+
+
+def test_order_by_gain_of_a_given_selection():
+    a, w = _overlap()
+    # B + C: B adds 3.5 (p0, p1, p4), C adds 3; A would add nothing after both
+    order, gains = order_by_gain(a, w, [2, 0, 1])
+    assert order.tolist() == [0, 1, 2] and gains.tolist() == [4.0, 1.5, 1.0]
+    order, gains = order_by_gain(a, w, [2, 1])
+    assert order.tolist() == [1, 2] and gains.tolist() == [3.5, 3.0]
+    # integer weights, indices from a float column, and a site adding nothing (last, 0)
+    # (B = 1 + 1 + 3 first, then A adds p2, p3; C's p5 weighs nothing)
+    order, gains = order_by_gain(a, np.array([1, 1, 1, 1, 3, 0]), np.array([2.0, 1.0, 0.0]))
+    assert order.tolist() == [1, 0, 2] and gains.tolist() == [5.0, 2.0, 0.0]
+    order, gains = order_by_gain(a, w, [])
+    assert order.dtype.kind == "i" and len(order) == 0 and len(gains) == 0
