@@ -294,13 +294,13 @@ class PublishedRun:
         """
         base = self._base_frame()
         derived = [c for c in gdf.columns if _is_derived(c)]
-        means = tuple(c for c in derived if c != "population" and c in base.columns)
-        sums = ("population",) if "population" in derived and "population" in base.columns \
-            else ()
+        safe = [c for c in derived if c in base.columns]  # others cannot be recomputed
+        sums = tuple(c for c in safe if c == "population")
+        means = tuple(c for c in safe if c not in sums)
         values = privacy.published_rollup_values(base, self.plan, res, means=means, sums=sums)
-        values = values.reindex(gdf["h3"].astype(str).to_numpy())
-        gdf = gdf.drop(columns=[c for c in derived if c not in (*means, *sums)])
-        for col in (*means, *sums):
+        values = values.reindex(gdf["h3"])
+        gdf = gdf.drop(columns=[c for c in derived if c not in safe])
+        for col in safe:
             gdf[col] = values[col].to_numpy()
         return gdf
 
@@ -402,13 +402,12 @@ class PublishedRun:
 
     def _load_pockets(self) -> gpd.GeoDataFrame:
         totals = self._pocket_table()
-        cells = self.cells(self.base_resolution)
+        cells = self.cells()
         if totals.empty or "pocket_id" not in cells.columns:
             return _empty_geo(PUBLIC_POCKET_COLUMNS)
         cells = cells[cells["pocket_id"].notna()][["pocket_id", "geometry"]]
-        cells["pocket_id"] = cells["pocket_id"].astype("int64")
-        outline = cells.dissolve(by="pocket_id").reindex(totals.index)
         out = totals.copy()
+        out["geometry"] = cells.dissolve(by="pocket_id").geometry  # aligned on the pocket id
         # published pockets hold >= K households (and persons >= households): no 0 below
         out["extreme_rate"] = out["extreme_persons"] / out["persons"]
         for _, count, share in DEPRIVATIONS.values():
@@ -433,7 +432,7 @@ class PublishedRun:
                 order = "rank_province" if "rank_province" in out.columns else "rank_regency"
                 out["rank_regency"] = (out.groupby("regency_code")[order]
                                        .rank(method="min").astype("Int64"))
-        gdf = gpd.GeoDataFrame(out.reset_index(), geometry=outline.geometry.to_numpy(), crs=WGS84)
+        gdf = gpd.GeoDataFrame(out.reset_index(), geometry="geometry")  # EPSG:4326 as the cells
         rep = gdf.geometry.representative_point()
         gdf["lon"], gdf["lat"] = rep.x.to_numpy(), rep.y.to_numpy()
         cols = [c for c in PUBLIC_POCKET_COLUMNS if c in gdf.columns and c != "geometry"]
@@ -492,8 +491,8 @@ class PublishedRun:
         sites = pd.concat(frames)  # withhold_site_counts sorts and renumbers the rows
         if "rank" not in sites.columns:
             raise RunError(f"{folder}: sites files have no 'rank' column")
-        sites = privacy.withhold_site_counts(sites, min_households=self.min_households)
-        return gpd.GeoDataFrame(sites, geometry="geometry", crs=WGS84)
+        # still a GeoDataFrame in EPSG:4326: every layer was read (and reprojected) by _read_geo
+        return privacy.withhold_site_counts(sites, min_households=self.min_households)
 
     # ---- existing facilities ----------------------------------------------------------------
     def facilities(self) -> gpd.GeoDataFrame:
