@@ -86,8 +86,9 @@ class SitingResult:
 
 
 def _check(matrix: sparse.csr_matrix, weights: np.ndarray, k: int | None,
-           costs: np.ndarray | None, budget: float | None) -> tuple[sparse.csr_matrix,
-                                                                   np.ndarray]:
+           costs: np.ndarray | None, budget: float | None
+           ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray | None]:
+    """Return the coverage as CSR, the weights and the costs (None under a site count)."""
     matrix = sparse.csr_matrix(matrix)
     w = np.asarray(weights, dtype=np.float64)
     if matrix.shape[1] != len(w):
@@ -98,15 +99,16 @@ def _check(matrix: sparse.csr_matrix, weights: np.ndarray, k: int | None,
         raise InputError("give exactly one of a site count k or a budget with costs")
     if k is not None and k < 1:
         raise InputError(f"site count must be >= 1, got {k}")
+    c = None
     if budget is not None:
         if costs is None:
             raise InputError("a budget needs candidate costs")
-        c = np.asarray(costs, dtype=np.float64)
+        c = np.asarray(costs)
         if len(c) != matrix.shape[0] or not np.isfinite(c).all() or (c <= 0).any():
             raise InputError("candidate costs must be finite, > 0, one per candidate")
         if not budget > 0:
             raise InputError(f"budget must be > 0, got {budget}")
-    return matrix, w
+    return matrix, w, c
 
 
 def _row_gain(indptr: np.ndarray, indices: np.ndarray, remaining: np.ndarray, j: int) -> float:
@@ -196,8 +198,7 @@ def greedy_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None 
     >>> res.order[:3], res.gains[:3], res.gap                  # doctest: +SKIP
     """
     t0 = time.perf_counter()
-    matrix, w = _check(matrix, weights, k, costs, budget)
-    c = None if budget is None else np.asarray(costs, dtype=np.float64)
+    matrix, w, c = _check(matrix, weights, k, costs, budget)
     gain0 = matrix @ w  # (CSR @ float64 vector: a float64 vector)
     order, gains, evaluations = _lazy_greedy(matrix, w, k=k, c=c, budget=budget, gain0=gain0)
     status = "greedy"
@@ -216,12 +217,12 @@ def greedy_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None 
     ub = math.nan
     if bound:
         minoux = _minoux_bound(matrix, w, order_a, k=k, costs=c, budget=budget)
-        lagr = lagrangian_bound(matrix, w, k=k, costs=costs, budget=budget, lower=objective)
+        lagr = lagrangian_bound(matrix, w, k=k, costs=c, budget=budget, lower=objective)
         ub = min(minoux, lagr)
         details.update(minoux_bound=minoux, lagrangian_bound=lagr)
     if lp_time_limit is not None and not _gap(objective, ub) <= LP_SKIP_GAP:
         t_lp = time.perf_counter()
-        lp = lp_bound(matrix, w, k=k, costs=costs, budget=budget, time_limit=lp_time_limit)
+        lp = lp_bound(matrix, w, k=k, costs=c, budget=budget, time_limit=lp_time_limit)
         details.update(lp_bound=lp, lp_seconds=time.perf_counter() - t_lp)
         ub = float(np.fmin(ub, lp))  # the smaller bound; NaN (unknown) only if both are
     if math.isfinite(ub):
@@ -291,11 +292,10 @@ def lagrangian_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | N
     float
         The smallest bound found.
     """
-    matrix, w = _check(matrix, weights, k, costs, budget)
+    matrix, w, c = _check(matrix, weights, k, costs, budget)
     keep = w > 0
-    a = matrix[:, keep].astype(np.float64).tocsr()
+    a = matrix[:, keep].tocsr()  # (bool @ float64 vector: float64)
     w = w[keep]
-    c = None if budget is None else np.asarray(costs, dtype=np.float64)
     lam = w.copy()
     best, theta, stall = math.inf, 1.0, 0
     for _ in range(iterations):  # subgradient steps, each a few sparse mat-vecs
@@ -373,10 +373,9 @@ def order_by_gain(matrix: sparse.spmatrix, weights: np.ndarray,
     sub = sparse.csr_matrix(matrix)[chosen]
     w = np.asarray(weights)
     picked, gains, _ = _lazy_greedy(sub, w, k=None, c=None, budget=None, gain0=sub @ w)
-    rest = np.ones(len(chosen), dtype=bool)
-    rest[picked] = False
+    rest = np.setdiff1d(np.arange(len(chosen)), picked)
     order = np.concatenate([chosen[picked], chosen[rest]])
-    return order, np.concatenate([gains, np.zeros(rest.sum())])
+    return order, np.concatenate([gains, np.zeros(len(rest))])
 
 
 def merge_points(matrix: sparse.csr_matrix, w: np.ndarray) -> tuple[sparse.csc_matrix,
@@ -457,13 +456,13 @@ def lp_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = No
     float
         The bound, or NaN.
     """
-    matrix, w = _check(matrix, weights, k, costs, budget)
+    matrix, w, c = _check(matrix, weights, k, costs, budget)
     cover, wm = merge_points(matrix, w)
     if len(wm) == 0:
         return 0.0
     h = new_highs()
     _set_options(h, time_limit=float(time_limit))
-    h.passModel(_mclp_model(cover, wm, k=k, costs=costs, budget=budget))
+    h.passModel(_mclp_model(cover, wm, k=k, costs=c, budget=budget))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         logger.info("LP bound not proven in %.1f s (%s)", time_limit,
@@ -508,11 +507,11 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
         HiGHS returned no feasible solution.
     """
     t0 = time.perf_counter()
-    matrix, w = _check(matrix, weights, k, costs, budget)
+    matrix, w, c = _check(matrix, weights, k, costs, budget)
     if not time_limit > 0:
         raise InputError(f"time limit must be > 0 s, got {time_limit}")
     n_c = matrix.shape[0]
-    greedy = greedy_cover(matrix, w, k=k, costs=costs, budget=budget)
+    greedy = greedy_cover(matrix, w, k=k, costs=c, budget=budget)
     if initial is None:
         initial = greedy.order
     cover, wm = merge_points(matrix, w)
@@ -521,7 +520,7 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
         return SitingResult(order=np.zeros(0, np.int64), gains=np.zeros(0), objective=0.0,
                             bound=0.0, gap=0.0, method="exact", status="Optimal",
                             seconds=time.perf_counter() - t0, details={"merged_points": 0})
-    lp = _mclp_model(cover, wm, k=k, costs=costs, budget=budget)
+    lp = _mclp_model(cover, wm, k=k, costs=c, budget=budget)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * n_c + \
         [highspy.HighsVarType.kContinuous] * n_d  # x binary
     h = new_highs()
@@ -551,7 +550,7 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
         # HiGHS 1.16 hands back the warm start, not its optimum, when presolve solves the
         # model outright: solve again without the warm start
         logger.debug("HiGHS returned the warm start as its solution; solving again cold")
-        return exact_cover(matrix, w, k=k, costs=costs, budget=budget, time_limit=time_limit,
+        return exact_cover(matrix, w, k=k, costs=c, budget=budget, time_limit=time_limit,
                            initial=[], threads=threads)
     feasible = int(highspy.SolutionStatus.kSolutionStatusFeasible)
     if info.primal_solution_status != feasible or len(sol) != n_c + n_d:

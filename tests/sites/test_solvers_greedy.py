@@ -285,3 +285,54 @@ def test_order_by_gain_of_a_given_selection():
     assert order.tolist() == [1, 0, 2] and gains.tolist() == [5.0, 2.0, 0.0]
     order, gains = order_by_gain(a, w, [])
     assert order.dtype.kind == "i" and len(order) == 0 and len(gains) == 0
+
+
+def test_a_covered_duplicate_on_top_does_not_end_the_selection():
+    # A and B cover the same two points (2 + 2), C one more point (1). After A, B comes
+    # off the queue with its stale 4 and adds nothing; C still adds 1.
+    a = sparse.csr_matrix(np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool))
+    g = greedy_cover(a, np.array([2.0, 2.0, 1.0]), k=3)
+    assert g.order.tolist() == [0, 2] and g.gains.tolist() == [4.0, 1.0]
+
+
+def test_re_queued_sites_keep_their_gain_per_cost():
+    # gains 2 and 3 at costs 0.5 and 1 (ratios 4 and 3), budget 1.5: 0 first, then 1
+    a, w = _disjoint([2.0, 3.0])
+    g = greedy_cover(a, w, costs=np.array([0.5, 1.0]), budget=1.5)
+    assert g.order.tolist() == [0, 1] and g.objective == 5.0
+    # overlap: A (cost 2), B and C (cost 0.5 each), budget 1: B (ratio 7), then C: its
+    # stale ratio 6 holds (p2, p3, p5 are still uncovered) -> B, C = 6.5
+    b, v = _overlap()
+    g2 = greedy_cover(b, v, costs=np.array([2.0, 0.5, 0.5]), budget=1.0)
+    assert g2.order.tolist() == [1, 2] and g2.gains.tolist() == [3.5, 3.0]
+
+
+def test_best_single_site_is_the_heaviest_affordable_one():
+    # 0: one point (1) for 0.5; 1: too expensive; 2: four points (20) for the whole budget
+    a = sparse.csr_matrix(np.array([[0, 0, 0, 0, 1],
+                                    [1, 1, 1, 1, 1],
+                                    [1, 1, 1, 1, 0]], dtype=bool))
+    w = np.array([5.0, 5.0, 5.0, 5.0, 1.0])
+    g = greedy_cover(a, w, costs=np.array([0.5, 11.0, 10.0]), budget=10.0)
+    assert g.order.tolist() == [2] and g.objective == 20.0
+    assert g.status == "greedy (best single site)"
+
+
+def test_the_lagrangian_bound_starts_from_the_greedy_value():
+    rng = np.random.default_rng(3)
+    a = sparse.csr_matrix(rng.uniform(size=(12, 60)) < 0.15)
+    w = rng.integers(0, 10, 60).astype(float)
+    g = greedy_cover(a, w, k=4)
+    assert g.details["lagrangian_bound"] == lagrangian_bound(a, w, k=4, lower=g.objective)
+
+
+def test_a_gap_of_exactly_the_lp_threshold_skips_the_lp():
+    # the overlap instance plus a point of 994.5 that every site covers: greedy 1000,
+    # Minoux 994.5 + 4 + (1.5 + 1) = 1001, so the gap is 1 / 1000 = LP_SKIP_GAP
+    b, v = _overlap()
+    a = sparse.hstack([b, sparse.csr_matrix(np.ones((3, 1), dtype=bool))]).tocsr()
+    w = np.append(v, 994.5)
+    g = greedy_cover(a, w, k=2, lp_time_limit=10.0)
+    assert g.objective == 1000.0 and g.details["minoux_bound"] == 1001.0
+    assert g.gap == solvers.LP_SKIP_GAP == 0.001
+    assert "lp_bound" not in g.details
