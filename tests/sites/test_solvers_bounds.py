@@ -105,6 +105,48 @@ def test_lagrangian_second_iterate_by_hand():
     assert lagrangian_bound(a, w, k=2, lower=5.5, iterations=2) == pytest.approx(75 / 11)
 
 
+def _two_subgradient_steps(dense, w, lower, k=None, costs=None, budget=None) -> float:
+    """The Lagrangian bound after two Polyak steps, written out densely from its definition.
+
+    value(l) = sum max(w - l, 0) + max_x (A l) . x (the k best, or the textbook fractional
+    knapsack); subgradient s = A^T x - [w > l]; l <- clip(l - (value - lower) / |s|^2 s).
+    """
+    keep = w > 0
+    a, w = dense[:, keep].astype(float), w[keep]
+    lam, values = w.copy(), []
+    for _ in range(2):
+        g = a @ lam
+        x = np.zeros(len(g))
+        if costs is None:
+            x[np.argsort(-g, kind="stable")[:k]] = 1.0
+        else:
+            left = budget
+            for j in sorted(np.flatnonzero(costs <= budget), key=lambda j: (-g[j] / costs[j], j)):
+                x[j] = min(1.0, left / costs[j])
+                left -= x[j] * costs[j]
+        values.append(np.maximum(w - lam, 0).sum() + g @ x)
+        s = x @ a - (w > lam)
+        lam = np.clip(lam - (values[-1] - lower) / (s @ s) * s, 0, w)
+    return min(values)
+
+
+@pytest.mark.parametrize("seed", [1, 8, 29])
+def test_lagrangian_two_steps_by_definition(seed):
+    # small instances where the first x is fractional (budget) and the second step improves
+    rng = np.random.default_rng(seed)
+    dense = rng.uniform(size=(5, 12)) < 0.35
+    w = rng.integers(0, 6, 12).astype(float)
+    costs = rng.integers(1, 4, 5).astype(float)
+    a = sparse.csr_matrix(dense)
+    lower = greedy_cover(a, w, costs=costs, budget=3.5, bound=False).objective
+    expected = _two_subgradient_steps(dense, w, lower, costs=costs, budget=3.5)
+    assert lagrangian_bound(a, w, costs=costs, budget=3.5, lower=lower,
+                            iterations=2) == pytest.approx(expected)
+    lower_k = greedy_cover(a, w, k=2, bound=False).objective
+    assert lagrangian_bound(a, w, k=2, lower=lower_k, iterations=2) == pytest.approx(
+        _two_subgradient_steps(dense, w, lower_k, k=2))
+
+
 def test_lagrangian_with_the_default_lower_value_on_small_weights():
     # one site over points of weight 0.25 and 0.5: the bound is the best single site, 0.5
     a = sparse.csr_matrix(np.array([[1, 0], [0, 1]], dtype=bool))
