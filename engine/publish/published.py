@@ -266,8 +266,7 @@ class PublishedRun:
     def _load_cells(self, res: int) -> gpd.GeoDataFrame:
         plan = self.plan
         gdf = _read_geo(self._paths[res])
-        keep = plan.status[res].reindex(gdf["h3"].astype(str)).to_numpy() == privacy.PUBLISHED
-        gdf = gdf.loc[keep]
+        gdf = gdf[gdf["h3"].isin(plan.published_ids(res))]
         if res != self.base_resolution:
             gdf = self._published_derived(gdf, res)
         cols = [c for c in PUBLIC_CELL_COLUMNS if c in gdf.columns]
@@ -421,7 +420,7 @@ class PublishedRun:
             extra = [c for c in _POCKET_PASSTHROUGH if c in names_in]
             attrs = _read_columns(src, ["pocket_id", *extra]).dropna(subset=["pocket_id"])
             attrs = attrs.astype({"pocket_id": "int64"}).set_index("pocket_id")
-            out = out.join(attrs, how="left")
+            out = out.join(attrs)  # a left join: the published pockets
             if "rank" in out.columns:  # ranks among the published pockets only
                 out["rank"] = out["rank"].rank(method="min").astype("Int64")
             if "rank_province" in out.columns:  # province = first two digits of the BPS code

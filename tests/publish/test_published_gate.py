@@ -4,16 +4,16 @@ The world (``K = 10``, base resolution 8, rollups at 7 and 6; docs/privacy.md ap
 hand)::
 
     r6 A (published, 171 households)          r6 B (small: 6 households)
-      r7 P1 (76): a 30, b 20, c 12, n 14        r7 Q (ancestor): l 2 (6110), m 3 (6109),
+      r7 P1 (76): a 30, b 20, c 12, n 14        r7 Q (ancestor): l 2 (6110), m 3 (6201),
                                                                   o 1 (no regency)
       r7 P2 (44): d 25 (6171), e 4 small, f 15 complementary
-      r7 P3 (54): g 40, h 11 complementary, i 3 small      (all 6109)
+      r7 P3 (54): g 40, h 11 complementary, i 3 small      (all 6201)
       r7 P4 (11): j 6, k 5 (both small; a residual of 11 over 2 cells)
 
-Cells a, b, c, n, e, f are in regency 6105 and g, h, i, j, k in 6109, unless marked.
+Cells a, b, c, n, e, f are in regency 6105 and g, h, i, j, k in 6201 (province 62), unless marked.
 Published base cells: a, b, c, n, d, g. Pockets: 1 = {a, b}; 2 = {g, j, k} (exact: the
 residual {j, k} is safe); 3 = {c, e} (protected: e alone is a 4-household piece); 4 = {i}
-and 7 = {h, l} (no published cell: withheld; 7 lies mostly in 6109); 5 = {n} is
+and 7 = {h, l} (no published cell: withheld; 7 lies mostly in 6201); 5 = {n} is
 published-sized but not in pockets.parquet; 6 = {d}. The world is written in a few
 milliseconds, so every test here is fast.
 """
@@ -60,13 +60,15 @@ _ID.update(zip("lmo", _kids(_Q, 3), strict=True))
 #: name -> (households, regency, pocket, raw rank in the province, raw rank in the regency)
 WORLD = {
     "a": (30, "6105", 1, 9, 6), "b": (20, "6105", 1, 2, 2), "c": (12, "6105", 3, 12, 7),
-    "n": (14, "6105", 5, 5, 4), "d": (25, "6171", 6, 7, 1), "e": (4, "6105", 3, 1, 1),
-    "f": (15, "6105", None, 3, 3), "g": (40, "6109", 2, 5, 2), "h": (11, "6109", 7, 4, 1),
-    "i": (3, "6109", 4, 6, 3), "j": (6, "6109", 2, 8, 4), "k": (5, "6109", 2, 10, 5),
-    "l": (2, "6110", 7, 11, 1), "m": (3, "6109", None, 13, 6),
+    "n": (14, "6105", 5, 7, 4), "d": (25, "6171", 6, 7, 1), "e": (4, "6105", 3, 1, 1),
+    "f": (15, "6105", None, 3, 3), "g": (40, "6201", 2, 5, 2), "h": (11, "6201", 7, 4, 1),
+    "i": (3, "6201", 4, 6, 3), "j": (6, "6201", 2, 8, 4), "k": (5, "6201", 2, 10, 5),
+    "l": (2, "6110", 7, 11, 1), "m": (3, "6201", None, 13, 6),
     "o": (1, None, None, 14, 1),  # a cell the build could not place in a regency
 }
-NAMES = {"6105": "Sanggau", "6109": "Sekadau", "6110": "Melawi", "6171": "Kota Pontianak"}
+NAMES = {"6105": "Sanggau", "6110": "Melawi", "6171": "Kota Pontianak",
+         "6201": "Kotawaringin Barat"}  # 6201 lies in province 62
+PROVINCES = {"61": "Kalimantan Barat", "62": "Kalimantan Tengah"}
 PUBLISHED = ("a", "b", "c", "n", "d", "g")
 ORDER = "gkbmdajhcflnieo"  # row order of cells.parquet (not sorted by id)
 
@@ -110,7 +112,8 @@ def _base_frame() -> gpd.GeoDataFrame:
         lat, lon = h3.cell_to_latlng(_ID[name])
         rows.append({
             "h3": _ID[name], "resolution": 8, "lon": lon, "lat": lat,
-            "province_code": "61", "province_name": "Kalimantan Barat",
+            "province_code": (reg or "61")[:2],
+            "province_name": PROVINCES[(reg or "61")[:2]],
             # g (the first row) lacks its regency's name, which other cells carry
             # and c spells its regency's name differently: one name per regency is published
             "regency_code": reg,
@@ -168,7 +171,7 @@ def write_world(run: Path) -> None:
     base = _base_frame()
     base.to_parquet(run / "cells.parquet")
     (run / "rollups").mkdir()
-    r7 = _rollup(base, 7, {_P[0]: "6105", _P[1]: "6105", _P[2]: "6109", _P[3]: "6109",
+    r7 = _rollup(base, 7, {_P[0]: "6105", _P[1]: "6105", _P[2]: "6201", _P[3]: "6201",
                            _Q: "6110"})
     r7["slope_mean"] = 3.0  # a derived value the base cells lack: cannot be made safe
     r7.to_parquet(run / "rollups" / "cells_r7.parquet")
@@ -299,7 +302,7 @@ def test_rollup_derived_values_over_published_base_cells_only(pub):
 
 
 def test_withheld_by_regency(pub):
-    assert pub.withheld(8, regency="6109") == 5  # h, i, j, k, m
+    assert pub.withheld(8, regency="6201") == 5  # h, i, j, k, m
     assert pub.withheld(8, regency="6105") == 2  # e, f
     assert pub.withheld(8, regency=" 6110 ") == 1  # l (the code is normalised)
     assert pub.withheld(6, regency="6110") == 1
@@ -345,13 +348,13 @@ def _competition_rank(names: list[str], column: int) -> dict[str, int]:
 
 def test_cell_ranks_among_published_cells(pub):
     got = _cells(pub, 8)
-    # province 61: the six published cells; g and n share raw rank 5
-    expected = _competition_rank(list(PUBLISHED), 3)
-    assert expected == {"b": 1, "n": 2, "g": 2, "d": 4, "a": 5, "c": 6}
+    # province 61: a, b, c, n, d (n and d share raw rank 7); province 62: g
+    expected = _competition_rank(["a", "b", "c", "n", "d"], 3) | _competition_rank(["g"], 3)
+    assert expected == {"b": 1, "n": 2, "d": 2, "a": 4, "c": 5, "g": 1}
     for name, rank in expected.items():
         assert got.loc[_ID[name], "rank_province"] == rank
     by_regency = {}
-    for reg in ("6105", "6109", "6171"):
+    for reg in ("6105", "6171", "6201"):
         by_regency |= _competition_rank([c for c in PUBLISHED if WORLD[c][1] == reg], 4)
     assert by_regency == {"b": 1, "n": 2, "a": 3, "c": 4, "g": 1, "d": 1}
     for name, rank in by_regency.items():
@@ -377,8 +380,8 @@ def test_pockets_published_and_their_totals(pub):
             sum(_water(c) for c in cells[pid]) / hh[pid])
         assert row["totals"] == totals[pid]
     assert got["cells"].to_dict() == {1: 2, 2: 1, 3: 1, 6: 1}
-    assert got["regency_code"].to_dict() == {1: "6105", 2: "6109", 3: "6105", 6: "6171"}
-    assert got["regency_name"].to_dict() == {1: "Sanggau", 2: "Sekadau", 3: "Sanggau",
+    assert got["regency_code"].to_dict() == {1: "6105", 2: "6201", 3: "6105", 6: "6171"}
+    assert got["regency_name"].to_dict() == {1: "Sanggau", 2: "Kotawaringin Barat", 3: "Sanggau",
                                              6: "Kota Pontianak"}
     assert pub.pockets_withheld() == 2  # 4 and 7 (5 is not a pocket of the run)
 
@@ -407,8 +410,8 @@ def test_pocket_ranks_among_published_pockets(pub):
     got = pub.pockets().set_index("pocket_id")
     # raw ranks 2, 6, 4, 5 of pockets 1, 2, 3, 6
     assert got["rank"].to_dict() == {1: 1, 2: 4, 3: 2, 6: 3}
-    # one province (61): raw 3, 1, 6, 4
-    assert got["rank_province"].to_dict() == {1: 2, 2: 1, 3: 4, 6: 3}
+    # province (the first two digits of the regency code) 61: raw 3, 6, 4 of 1, 3, 6; 62: 2
+    assert got["rank_province"].to_dict() == {1: 1, 2: 1, 3: 3, 6: 2}
     # within each regency, in the order of rank_province: 6105 holds 1 (3) and 3 (6)
     assert got["rank_regency"].to_dict() == {1: 1, 2: 1, 3: 2, 6: 1}
     for col in ("rank", "rank_province", "rank_regency"):
@@ -425,10 +428,10 @@ def test_pocket_outline_and_travel_over_published_cells(pub):
         assert row["travel_min_puskesmas"] == pytest.approx(_weighted(cells, _travel))
 
 
-@pytest.mark.parametrize(("regency", "count"), [("6109", 2), ("6105", 0), ("6110", 0),
+@pytest.mark.parametrize(("regency", "count"), [("6201", 2), ("6105", 0), ("6110", 0),
                                                 ("6171", 0)])
 def test_pockets_withheld_by_main_regency(pub, regency, count):
-    # 4 = {i} in 6109; 7 = {h (11, 6109), l (2, 6110)} counts in 6109, where most live
+    # 4 = {i} in 6201; 7 = {h (11, 6201), l (2, 6110)} counts in 6201, where most live
     assert pub.pockets_withheld(regency=regency) == count
 
 
@@ -436,9 +439,9 @@ def test_pockets_withheld_by_main_regency(pub, regency, count):
 def test_regencies(pub):
     got = pub.regencies()
     assert list(got.columns) == list(REGENCY_COLUMNS)
-    assert got["regency_code"].tolist() == ["6105", "6109", "6171"]  # 6110: nothing released
-    assert got["regency_name"].tolist() == ["Sanggau", "Sekadau", "Kota Pontianak"]
-    released = {"6105": "abcnef", "6109": "ghijk", "6171": "d"}  # m: a remainder of 3
+    assert got["regency_code"].tolist() == ["6105", "6171", "6201"]  # 6110: nothing released
+    assert got["regency_name"].tolist() == ["Sanggau", "Kota Pontianak", "Kotawaringin Barat"]
+    released = {"6105": "abcnef", "6171": "d", "6201": "ghijk"}  # m: a remainder of 3
     for col, fn in (("households", _hh), ("persons", _persons),
                     ("extreme_households", _extreme)):
         assert got[col].tolist() == [sum(fn(c) for c in released[r]) for r in released]
@@ -447,23 +450,23 @@ def test_regencies(pub):
     assert got["extreme_rate"].to_numpy() == pytest.approx(rate)
     assert got["pockets"].tolist() == [2, 1, 1]
     assert got["cells"].tolist() == [4, 1, 1]
-    assert got["totals"].tolist() == ["exact", "protected", "exact"]
+    assert got["totals"].tolist() == ["exact", "exact", "protected"]
     assert str(got["regency_code"].dtype) == "string" and str(got["pockets"].dtype) == "int64"
 
 
 def test_regency_totals_of_other_counts(pub):
     got = pub.regency_totals(["households", "n_no_improved_water", "not_in_run"])
     assert list(got.columns) == ["households", "n_no_improved_water", "cells"]
-    released = {"6105": "abcnef", "6109": "ghijk", "6171": "d"}
+    released = {"6105": "abcnef", "6201": "ghijk", "6171": "d"}
     assert got["n_no_improved_water"].to_dict() == {
         r: sum(_water(c) for c in cs) for r, cs in released.items()}
 
 
 def test_regency_codes_and_check(pub):
-    assert pub.regency_codes() == ["6105", "6109", "6110", "6171"]
+    assert pub.regency_codes() == ["6105", "6110", "6171", "6201"]
     assert pub.check_regency(" 6171") == "6171"
-    with pytest.raises(Exception, match=r"regency '6199' not in this run \(known: 6105, 6109, "
-                                        r"6110, 6171\)"):
+    with pytest.raises(Exception, match=r"regency '6199' not in this run \(known: 6105, 6110, "
+                                        r"6171, 6201\)"):
         pub.check_regency("6199")
 
 
@@ -643,3 +646,14 @@ def test_population_of_rollups_only_where_base_and_rollup_have_it(world, tmp_pat
     pub = PublishedRun(run)
     assert "population" not in pub.cells(7).columns
     assert ("population" in pub.cells(6).columns) is (only_in == "base")
+
+
+def test_pocket_regency_ranks_without_province_ranks(world, tmp_path):
+    run = _copy(world, tmp_path / "run")
+    path = run / "pockets.parquet"
+    gpd.read_parquet(path).drop(columns="rank_province").to_parquet(path)
+    seal_run(run)
+    got = PublishedRun(run).pockets().set_index("pocket_id")
+    assert "rank_province" not in got.columns
+    # raw rank_regency 2, 9, 1, 9 of pockets 1, 2, 3, 6: 6105 holds 1 (2) and 3 (1)
+    assert got["rank_regency"].to_dict() == {1: 2, 2: 1, 3: 1, 6: 1}
