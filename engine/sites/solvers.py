@@ -276,7 +276,10 @@ def lagrangian_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | N
     maximum takes the ``k`` largest ``(A l)_j`` (or their fractional knapsack under a
     budget). Every iterate is a valid bound; Polyak steps towards ``lower`` (a known
     feasible value) tighten it to near the LP bound in a few hundred sparse mat-vecs
-    (Galvao & ReVelle 1996).
+    (Galvao & ReVelle 1996). The subgradient is ``A^T x - [w > l]``; the step factor starts
+    at 1 and halves after 10 steps without improvement; the search stops when the bound is
+    within one step of the weights (1 for counts) of ``lower``, when the factor falls below
+    1e-4 or when the subgradient is 0.
 
     Parameters
     ----------

@@ -105,16 +105,19 @@ def test_lagrangian_second_iterate_by_hand():
     assert lagrangian_bound(a, w, k=2, lower=5.5, iterations=2) == pytest.approx(75 / 11)
 
 
-def _two_subgradient_steps(dense, w, lower, k=None, costs=None, budget=None) -> float:
-    """The Lagrangian bound after two Polyak steps, written out densely from its definition.
+def _subgradient_reference(dense, w, lower, iterations, k=None, costs=None,
+                           budget=None) -> float:
+    """The Lagrangian bound as lagrangian_bound's docstring states it, written densely.
 
     value(l) = sum max(w - l, 0) + max_x (A l) . x (the k best, or the textbook fractional
-    knapsack); subgradient s = A^T x - [w > l]; l <- clip(l - (value - lower) / |s|^2 s).
+    knapsack); subgradient s = A^T x - [w > l]; l <- clip(l - t (value - lower) / |s|^2 s,
+    0, w); t starts at 1 and halves after 10 steps without improvement; stop when the best
+    value is within one household (integer weights) of ``lower``, t < 1e-4 or s = 0.
     """
     keep = w > 0
     a, w = dense[:, keep].astype(float), w[keep]
-    lam, values = w.copy(), []
-    for _ in range(2):
+    lam, best, theta, stall = w.copy(), math.inf, 1.0, 0
+    for _ in range(iterations):
         g = a @ lam
         x = np.zeros(len(g))
         if costs is None:
@@ -124,27 +127,38 @@ def _two_subgradient_steps(dense, w, lower, k=None, costs=None, budget=None) -> 
             for j in sorted(np.flatnonzero(costs <= budget), key=lambda j: (-g[j] / costs[j], j)):
                 x[j] = min(1.0, left / costs[j])
                 left -= x[j] * costs[j]
-        values.append(np.maximum(w - lam, 0).sum() + g @ x)
+        value = np.maximum(w - lam, 0).sum() + g @ x
+        if value < best - 1e-9:
+            best, stall = value, 0
+        else:
+            stall += 1
+            if stall == 10:
+                theta, stall = theta / 2, 0
+        if best - lower < 1.0 or theta < 1e-4:
+            break
         s = x @ a - (w > lam)
-        lam = np.clip(lam - (values[-1] - lower) / (s @ s) * s, 0, w)
-    return min(values)
+        if s @ s == 0:
+            break
+        lam = np.clip(lam - theta * (value - lower) / (s @ s) * s, 0, w)
+    return max(best, lower)
 
 
-@pytest.mark.parametrize("seed", [1, 8, 29])
-def test_lagrangian_two_steps_by_definition(seed):
-    # small instances where the first x is fractional (budget) and the second step improves
+@pytest.mark.parametrize(("seed", "mode", "iterations"), [
+    (1, "budget", 2), (8, "budget", 2), (1, "budget", 60), (4, "budget", 60),
+    (6, "budget", 60), (7, "budget", 60), (11, "count", 60), (1, "count", 60),
+])
+def test_lagrangian_bound_follows_its_definition(seed, mode, iterations):
+    # small instances (6 sites, 15 points): the budget ones have a fractional x and halve
+    # the step 1 to 5 times within 60 iterations; count 11 halves it 4 times
     rng = np.random.default_rng(seed)
-    dense = rng.uniform(size=(5, 12)) < 0.35
-    w = rng.integers(0, 6, 12).astype(float)
-    costs = rng.integers(1, 4, 5).astype(float)
+    dense = rng.uniform(size=(6, 15)) < 0.35
+    w = rng.integers(0, 6, 15).astype(float)
+    limit = {"k": 2} if mode == "count" else {
+        "costs": rng.integers(1, 4, 6).astype(float), "budget": 3.5}
     a = sparse.csr_matrix(dense)
-    lower = greedy_cover(a, w, costs=costs, budget=3.5, bound=False).objective
-    expected = _two_subgradient_steps(dense, w, lower, costs=costs, budget=3.5)
-    assert lagrangian_bound(a, w, costs=costs, budget=3.5, lower=lower,
-                            iterations=2) == pytest.approx(expected)
-    lower_k = greedy_cover(a, w, k=2, bound=False).objective
-    assert lagrangian_bound(a, w, k=2, lower=lower_k, iterations=2) == pytest.approx(
-        _two_subgradient_steps(dense, w, lower_k, k=2))
+    lower = greedy_cover(a, w, bound=False, **limit).objective
+    assert lagrangian_bound(a, w, lower=lower, iterations=iterations, **limit) == \
+        pytest.approx(_subgradient_reference(dense, w, lower, iterations, **limit), rel=1e-12)
 
 
 def test_lagrangian_with_the_default_lower_value_on_small_weights():

@@ -146,12 +146,16 @@ class _Spy:
 
     def getInfo(self):  # noqa: N802
         info = self.h.getInfo()
+        fields = {name: getattr(info, name) for name in (
+            "primal_solution_status", "objective_function_value", "mip_dual_bound",
+            "mip_gap", "mip_node_count")}
         if self.fault == "infeasible":
-            return SimpleNamespace(
-                primal_solution_status=0, objective_function_value=0.0,
-                mip_dual_bound=info.mip_dual_bound, mip_gap=info.mip_gap,
-                mip_node_count=info.mip_node_count)
-        return info
+            fields.update(primal_solution_status=0, objective_function_value=0.0)
+        if self.fault == "loose dual":  # "Optimal" within mip_abs_gap (below one household)
+            fields.update(mip_dual_bound=info.mip_dual_bound + 0.5)
+        if self.fault == "noisy":  # the objective with rounding noise
+            fields.update(objective_function_value=info.objective_function_value * (1 + 1e-8))
+        return SimpleNamespace(**fields)
 
 
 def _spy(monkeypatch, fault=None) -> list:
@@ -242,6 +246,38 @@ def test_a_solution_worse_than_the_greedy_is_replaced_by_the_greedy(monkeypatch)
     g = greedy_cover(a, w, k=2)
     assert e.order.tolist() == g.order.tolist() and e.gains.tolist() == g.gains.tolist()
     assert e.objective == 5.5
+
+
+def test_optimal_within_the_gap_tolerance_reports_the_objective_as_bound(monkeypatch):
+    # HiGHS says "Optimal" once bound - incumbent < one household; its dual bound may then
+    # lie above the optimum (here by 0.5): the reported bound is the objective, gap 0
+    _spy(monkeypatch, fault="loose dual")
+    rng = np.random.default_rng(19)
+    a = rng.uniform(size=(30, 300)) < 0.08
+    w = rng.integers(0, 20, 300).astype(float)
+    triples = np.array(list(itertools.combinations(range(30), 3)))
+    best = float(((a[triples[:, 0]] | a[triples[:, 1]] | a[triples[:, 2]]) * w).sum(axis=1).max())
+    e = exact_cover(sparse.csr_matrix(a), w, k=3)
+    assert e.objective == best and e.status == "Optimal"
+    assert e.details["greedy_bound"] > best + 0.5  # (the greedy's bounds do not hide it)
+    assert e.details["highs_dual_bound"] >= best + 0.5 - 1e-6
+    assert e.bound == best and e.gap == 0.0
+
+
+def test_rounding_noise_in_the_objective_is_not_a_handed_back_warm_start(monkeypatch):
+    log = _spy(monkeypatch, fault="noisy")
+    a, w = _overlap()
+    e = exact_cover(a, w, k=2)
+    assert len(log) == 1 and e.objective == 6.5
+
+
+def test_highs_may_stop_once_optimal_to_one_step_of_the_weights(monkeypatch):
+    log = _spy(monkeypatch)
+    a, w = _overlap()
+    exact_cover(a, w.round(), k=2)  # counts: steps of 1
+    assert 1 - 1e-5 < log[0].getOptionValue("mip_abs_gap")[1] < 1
+    exact_cover(a, w, k=2)  # p4 weighs 1.5: steps of 1/8
+    assert 0.125 - 1e-5 < log[1].getOptionValue("mip_abs_gap")[1] < 0.125
 
 
 def test_no_feasible_solution_is_an_error(monkeypatch):

@@ -336,3 +336,11 @@ def test_a_gap_of_exactly_the_lp_threshold_skips_the_lp():
     assert g.objective == 1000.0 and g.details["minoux_bound"] == 1001.0
     assert g.gap == solvers.LP_SKIP_GAP == 0.001
     assert "lp_bound" not in g.details
+
+
+def test_small_integer_weight_types_do_not_overflow():
+    # household counts stored as uint8: one site covering 200 + 100 + 50 = 350 (> 255)
+    a = sparse.csr_matrix(np.array([[1, 1, 1], [0, 0, 1]], dtype=bool))
+    g = greedy_cover(a, np.array([200, 100, 50], dtype=np.uint8), k=1)
+    assert g.order.tolist() == [0] and g.objective == 350.0
+    assert g.details["minoux_bound"] == 350.0 and g.bound == 350.0 and g.gap == 0.0
