@@ -442,8 +442,7 @@ def _set_options(h: highspy.Highs, **options: float) -> None:
 
 def lp_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None = None,
              costs: np.ndarray | None = None, budget: float | None = None,
-             time_limit: float = 5.0,  # pragma: no mutate (5 s or 6 s: only a slow LP tells)
-             ) -> float:
+             time_limit: float = 5.0) -> float:
     """Return the LP-relaxation optimum of the MCLP, an upper bound on the best coverage.
 
     Parameters
