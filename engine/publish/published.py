@@ -177,14 +177,13 @@ class PublishedRun:
         self.base_resolution = _base_resolution(self._cells_path)
         self._paths = {self.base_resolution: self._cells_path}
         rollups = self.run_dir / ROLLUP_DIR
-        for path in sorted(rollups.glob("cells_r*.parquet")) if rollups.is_dir() else []:
+        for path in sorted(rollups.glob("cells_r*.parquet")):  # none without the folder
             m = _ROLLUP_RE.fullmatch(path.name)
             if m and int(m.group(1)) < self.base_resolution:
                 self._paths[int(m.group(1))] = path
         self.resolutions = sorted(self._paths)
         self._lock = threading.RLock()
         self._plan: privacy.SuppressionPlan | None = None
-        self._base: pd.DataFrame | None = None
         self._levels: dict[int, pd.DataFrame] = {}
         self._cells: dict[int, gpd.GeoDataFrame] = {}
         self._index: dict[int, pd.Index] = {}
@@ -218,9 +217,9 @@ class PublishedRun:
                     ids[res] = validate_cells(frame, source=path, resolution=res,
                                               require=("h3", "households", "regency_code"))
                     self._levels[res] = frame
-                self._base = self._levels[self.base_resolution]
+                base = self._levels[self.base_resolution]
                 for res in self.resolutions[:-1]:  # every count of a rollup: exact sums
-                    check_rollup(ids[self.base_resolution], self._base, ids[res],
+                    check_rollup(ids[self.base_resolution], base, ids[res],
                                  self._levels[res], resolution=res, source=self._paths[res],
                                  columns=COUNT_COLUMNS)
                 self._plan = privacy.plan_suppression(self._levels,
@@ -229,8 +228,7 @@ class PublishedRun:
 
     def _base_frame(self) -> pd.DataFrame:
         self.plan  # noqa: B018 (loads the frames)
-        assert self._base is not None
-        return self._base
+        return self._levels[self.base_resolution]
 
     # ---- cells ----------------------------------------------------------------------------
     def cells(self, resolution: int | None = None, *, regency: str | None = None
@@ -658,7 +656,7 @@ def _read_geo(path: Path) -> gpd.GeoDataFrame:
         raise RunError(f"{path}: not a readable GeoParquet file ({exc})") from None
     if gdf.crs is None:
         raise RunError(f"{path}: layer has no CRS")
-    if gdf.crs.to_epsg() != 4326:
+    if not gdf.crs.equals(WGS84):
         logger.info("reprojecting %s from %s to %s", path, gdf.crs, WGS84)
         gdf = gdf.to_crs(WGS84)
     return gdf
