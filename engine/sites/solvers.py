@@ -300,7 +300,8 @@ def lagrangian_bound(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | N
     a = matrix[:, keep].tocsr()  # (bool @ float64 vector: float64)
     w = w[keep]
     lam = w.copy()
-    best, theta, stall = math.inf, 1.0, 0
+    best, theta = math.inf, 1.0
+    stall = 0  # pragma: no mutate (reset by the first step, which always improves on inf)
     for _ in range(iterations):  # subgradient steps, each a few sparse mat-vecs
         g = a @ lam
         x = _inner_max(g, k, c, budget)
@@ -576,7 +577,7 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
     logger.info("exact (HiGHS): %s, objective %.1f, bound %.1f, %d merged points, %.2f s",
                 status, objective, bound, n_d, seconds)
     return SitingResult(order=order, gains=gains, objective=objective, bound=bound,
-                        gap=0.0 if optimal else _gap(objective, bound), method="exact",
+                        gap=_gap(objective, bound), method="exact",
                         status=status, seconds=seconds, details=details)
 
 
