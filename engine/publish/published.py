@@ -429,7 +429,7 @@ class PublishedRun:
                 order = "rank_province" if "rank_province" in out.columns else "rank_regency"
                 out["rank_regency"] = (out.groupby("regency_code")[order]
                                        .rank(method="min").astype("Int64"))
-        gdf = gpd.GeoDataFrame(out.reset_index(), geometry="geometry")  # EPSG:4326 as the cells
+        gdf = gpd.GeoDataFrame(out.reset_index())  # its "geometry": EPSG:4326 as the cells
         rep = gdf.geometry.representative_point()
         gdf["lon"], gdf["lat"] = rep.x.to_numpy(), rep.y.to_numpy()
         cols = [c for c in PUBLIC_POCKET_COLUMNS if c in gdf.columns and c != "geometry"]
@@ -656,7 +656,7 @@ def _read_geo(path: Path) -> gpd.GeoDataFrame:
         raise RunError(f"{path}: not a readable GeoParquet file ({exc})") from None
     if gdf.crs is None:
         raise RunError(f"{path}: layer has no CRS")
-    if not gdf.crs.equals(WGS84):
+    if gdf.crs != WGS84:  # pyproj compares a CRS with "EPSG:4326" as a CRS
         logger.info("reprojecting %s from %s to %s", path, gdf.crs, WGS84)
         gdf = gdf.to_crs(WGS84)
     return gdf
