@@ -375,21 +375,23 @@ def test_pieces_without_accepted_households(cluster, area: StudyArea, parts: Pat
     from kantong.engine.errors import EmptyInputError
 
     client, info = cluster
+    pieces = tmp_path / "pieces"  # the run goes beside the input, never inside it
+    pieces.mkdir()
     good = pq.read_table(parts / "part-00001.parquet").slice(0, 2000)
     bad = good.set_column(good.schema.get_field_index("desil"), "desil",
                           pa.array(np.full(len(good), 9, dtype=np.int64)))
     bad = bad.set_column(0, "household_id", pa.array([f"BAD-{i}" for i in range(len(bad))]))
-    pq.write_table(bad, tmp_path / "part-0.parquet", row_group_size=1000)
-    pq.write_table(good, tmp_path / "part-1.parquet", row_group_size=1000)
-    out = dask_households(tmp_path, client=client, cluster=info, resolution=RES,
+    pq.write_table(bad, pieces / "part-0.parquet", row_group_size=1000)
+    pq.write_table(good, pieces / "part-1.parquet", row_group_size=1000)
+    out = dask_households(pieces, client=client, cluster=info, resolution=RES,
                           study_area=area, batch_rows=1000)
-    sums, rejects, read, _ = _local(list_parts(tmp_path), area, None)
+    sums, rejects, read, _ = _local(list_parts(pieces), area, None)
     pd.testing.assert_frame_equal(out.sums, sums)
     pd.testing.assert_frame_equal(out.rejects, rejects)
     assert out.read == read == 4000 and 2000 <= len(out.rejects) < 2100
     assert round(float(out.sums["households"].sum())) == out.accepted > 1900
-    (tmp_path / "part-1.parquet").unlink()
+    (pieces / "part-1.parquet").unlink()
     with pytest.raises(EmptyInputError, match="no household was accepted"):
-        build_run(tmp_path, out=tmp_path / "run", backend="dask", scheduler=info.scheduler,
+        build_run(pieces, out=tmp_path / "run", backend="dask", scheduler=info.scheduler,
                   population=None, pockets=False)
     assert not (tmp_path / "run").exists()
