@@ -70,6 +70,20 @@ def test_min_sites_with_a_target_share_is_the_fewest_by_enumeration():
         lscp.exact_min_sites(sparse.csr_matrix(cover), w, required=w.sum() * 2)
 
 
+def test_min_sites_with_a_thread_count_after_other_solves():
+    # HiGHS keeps the thread scheduler of its first run; a later, different thread count
+    # used to leave the model "Not Set" and fall back silently to the greedy answer
+    rng = np.random.default_rng(3)
+    cover = sparse.csr_matrix(rng.random((60, 300)) < 0.05)
+    w = rng.random(300) + 0.5
+    best = lscp.exact_min_sites(cover, w)
+    assert best.details["model_status"] == "Optimal"
+    assert best.objective < best.details["greedy_objective"]  # the instance tells them apart
+    for threads in (1, 2, 1):
+        res = lscp.exact_min_sites(cover, w, threads=threads)
+        assert res.details["model_status"] == "Optimal" and res.objective == best.objective
+
+
 @pytest.mark.parametrize(("seed", "k"), [(0, 2), (1, 3), (2, 4), (3, 3)])
 def test_min_travel_equals_spopt_pmedian(seed, k):
     dist, w = _instance(seed)
