@@ -216,6 +216,95 @@ def test_hatch_only_over_the_hatched_cell():
     assert shapely.contains_xy(polys[1].buffer(2e-5), plon, plat).all()
 
 
+def _lonlat(mx, my):
+    """Inverse spherical Mercator, by hand (metres to degrees)."""
+    return np.degrees(mx / RADIUS), np.degrees(np.pi / 2 - 2 * np.arctan(np.exp(-my / RADIUS)))
+
+
+def test_each_of_several_cells_fills_its_own_pixels():
+    # seven hexagons in seven colours; every pixel whose centre lies inside a cell, more than
+    # 1.5 pixels from its edge, has that cell's colour, and every pixel that far outside all
+    # cells is transparent (pixel centres located with mercantile and shapely only)
+    origin = h3.latlng_to_cell(0.05, 110.75, 9)
+    ids = [origin, *sorted(h3.grid_ring(origin, 1))]
+    polys = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in ids]
+    colours = [(30 * i + 20, 250 - 30 * i, 10 * i, 255) for i in range(7)]
+    lat, lon = h3.cell_to_latlng(origin)
+    for z in (15, 16):
+        t = mercantile.tile(lon, lat, z)
+        img = _render(polys, colours, z, t.x, t.y)
+        b = mercantile.xy_bounds(t.x, t.y, z)
+        step = (b.right - b.left) / 256
+        cols, rows = np.meshgrid(np.arange(256), np.arange(256))
+        mx, my = b.left + (cols + 0.5) * step, b.top - (rows + 0.5) * step
+        centres = shapely.points(mx, my)
+        mercs = [shapely.Polygon(np.column_stack(list(_mercator(*np.asarray(
+            p.exterior.coords).T)))) for p in polys]
+        checked = 0
+        for i, merc in enumerate(mercs):
+            deep = shapely.contains(merc.buffer(-1.5 * step), centres)
+            assert (img[deep] == colours[i]).all(), (z, i)
+            checked += deep.sum()
+        far = ~shapely.contains(shapely.union_all(mercs).buffer(1.5 * step), centres)
+        assert (img[far, 3] == 0).all() and far.sum() > 1000, z
+        assert checked > 5000, z
+
+
+@pytest.mark.parametrize("side", ["west", "east", "north", "south"])
+def test_a_cell_reaching_into_the_tile_by_under_a_pixel_is_drawn_on_that_edge(side):
+    # a box overlapping the tile by 0.7 pixel along one edge fills that edge's pixel line
+    # (rows or columns 100-149) and nothing else; searching only the tile's inner box
+    # would drop it
+    z = 15
+    t = mercantile.tile(110.75, 0.05, z)
+    b = mercantile.xy_bounds(t.x, t.y, z)
+    px = (b.right - b.left) / 256
+    span = (100 * px, 150 * px)
+    boxes = {  # minx, maxx, miny, maxy in Mercator metres
+        "west": (b.left - 5 * px, b.left + 0.7 * px, b.top - span[1], b.top - span[0]),
+        "east": (b.right - 0.7 * px, b.right + 5 * px, b.top - span[1], b.top - span[0]),
+        "north": (b.left + span[0], b.left + span[1], b.top - 0.7 * px, b.top + 5 * px),
+        "south": (b.left + span[0], b.left + span[1], b.bottom - 5 * px, b.bottom + 0.7 * px),
+    }
+    x0, x1, y0, y1 = boxes[side]
+    (lon0, lon1), (lat0, lat1) = _lonlat(np.array([x0, x1]), np.array([y0, y1]))
+    img = _render([shapely.box(lon0, lat0, lon1, lat1)], [(200, 10, 10, 255)], z, t.x, t.y)
+    rows, cols = np.nonzero(img[..., 3] > 0)
+    line = {"west": cols == 0, "east": cols == 255, "north": rows == 0, "south": rows == 255}
+    along = rows if side in ("west", "east") else cols
+    assert line[side].all() and len(rows) >= 50
+    assert along.min() >= 99 and along.max() <= 150
+
+
+def test_mercator_keeps_double_precision_for_single_precision_input():
+    # float32 degrees are projected as the doubles they are: a float32 result would be
+    # metres off at 2e7 m (sub-pixel error at zoom 18 and beyond)
+    lon = np.array([110.123456, 117.98765, -179.5], dtype=np.float32)
+    lat = np.array([-1.234567, 3.456789, 60.5], dtype=np.float32)
+    x, y = lonlat_to_mercator(lon, lat)
+    ref = [mercantile.xy(float(a), float(b)) for a, b in zip(lon, lat, strict=True)]
+    assert x.dtype == np.float64 and y.dtype == np.float64
+    np.testing.assert_allclose(x, [r[0] for r in ref], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(y, [r[1] for r in ref], rtol=0, atol=1e-6)
+
+
+def test_a_triangle_is_a_cell_an_empty_polygon_is_refused_and_faint_cells_are_drawn():
+    # the fewest distinct vertices a polygon can have is 3 (4 coordinates with the closing one)
+    t = mercantile.tile(110.75, 0.05, 15)
+    b = mercantile.xy_bounds(t.x, t.y, 15)
+    (lon0, lon1), (lat0, lat1) = _lonlat(np.array([b.left + (b.right - b.left) / 4,
+                                                   b.right - (b.right - b.left) / 4]),
+                                         np.array([b.bottom + (b.top - b.bottom) / 4,
+                                                   b.top - (b.top - b.bottom) / 4]))
+    triangle = shapely.Polygon([(lon0, lat0), (lon1, lat0), (lon0, lat1)])
+    geometry = CellGeometry(np.array([triangle], dtype=object))
+    assert len(geometry) == 1 and geometry.offsets.tolist() == [0, 3]
+    faint = _render([triangle], [(200, 10, 10, 1)], 15, t.x, t.y)  # alpha 1 is still drawn
+    assert (faint[..., 3] == 1).sum() > 1000
+    with pytest.raises(ValueError, match="3 distinct vertices"):
+        CellGeometry(np.array([triangle, shapely.Polygon()], dtype=object))
+
+
 def test_module_constants_follow_their_definitions():
     assert EMPTY_PNG == _empty_png()
     empty = np.asarray(Image.open(io.BytesIO(_empty_png())))
