@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
@@ -56,9 +57,22 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         yield drv
 
 
+def _text(drv: webdriver.Chrome) -> str:
+    """The loaded page's text, read in one script call.
+
+    Chromium's JSON viewer can replace the body right after load, so a body element found
+    first and read afterwards may no longer belong to the document ("Node with given id
+    does not belong to the document"); a failed read is retried.
+    """
+    return WebDriverWait(drv, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return document.readyState === 'complete' && document.body"
+            " ? document.body.innerText : null"))
+
+
 def _json(drv: webdriver.Chrome, url: str) -> object:
     drv.get(url)
-    return json.loads(drv.find_element(By.TAG_NAME, "body").text)
+    return json.loads(_text(drv))
 
 
 def _login(drv: webdriver.Chrome, url: str, name: str, password: str = PASSWORD) -> str:
@@ -68,7 +82,7 @@ def _login(drv: webdriver.Chrome, url: str, name: str, password: str = PASSWORD)
     button = drv.find_element(By.TAG_NAME, "button")
     button.click()
     WebDriverWait(drv, 20).until(staleness_of(button))  # the answer page has loaded
-    return drv.find_element(By.TAG_NAME, "body").text
+    return _text(drv)
 
 
 def test_anonymous_staff_a_b_and_rate_limit_in_chromium(site: tuple[str, str, str, Path],
@@ -83,10 +97,9 @@ def test_anonymous_staff_a_b_and_rate_limit_in_chromium(site: tuple[str, str, st
     assert len(small) > 0  # finer than the public map ...
     for h3_id in small["h3"].head(3):  # ... and those cells are not public
         browser.get(f"{url}/api/cells/{h3_id}")
-        assert '"households"' not in browser.find_element(By.TAG_NAME, "body").text
+        assert '"households"' not in _text(browser)
     browser.get(f"{url}/staff/api/cells?regency={b}")
-    assert "403" in browser.title or "own regency" in browser.find_element(
-        By.TAG_NAME, "body").text
+    assert "403" in browser.title or "own regency" in _text(browser)
     browser.delete_all_cookies()
     _login(browser, url, "budi")
     theirs = pd.DataFrame(_json(browser, f"{url}/staff/api/cells")["cells"])
