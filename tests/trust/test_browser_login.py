@@ -18,7 +18,6 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from kantong.webmap import create_app
@@ -79,9 +78,13 @@ def _login(drv: webdriver.Chrome, url: str, name: str, password: str = PASSWORD)
     drv.get(f"{url}/login")
     drv.find_element(By.NAME, "username").send_keys(name)
     drv.find_element(By.NAME, "password").send_keys(password)
-    button = drv.find_element(By.TAG_NAME, "button")
-    button.click()
-    WebDriverWait(drv, 20).until(staleness_of(button))  # the answer page has loaded
+    drv.execute_script("window.kantongLoginForm = true")  # gone once the answer page loads
+    drv.find_element(By.TAG_NAME, "button").click()
+    # not staleness_of(button): Chromium may answer a read of the old button with an
+    # "unknown error" instead of a stale element while the next page replaces it
+    WebDriverWait(drv, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return window.kantongLoginForm === undefined"
+                                   " && document.readyState === 'complete'"))
     return _text(drv)
 
 
