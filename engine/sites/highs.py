@@ -4,7 +4,8 @@
 from C++, which Python's ``redirect_stdout`` cannot catch and which would mix with the
 CLI's own output (or a table piped into another program). :func:`new_highs` creates the
 instance with file descriptor 1 pointed at a temporary file, sends what was printed to the
-debug log, and silences later output (``h.silent()``).
+debug log, and silences later output (``h.silent()``). :func:`set_threads` sets a thread
+count that HiGHS honours whatever ran before it in the process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 _FD_LOCK = threading.Lock()
 
-__all__ = ["new_highs"]
+__all__ = ["new_highs", "set_threads"]
 
 
 def new_highs() -> highspy.Highs:
@@ -52,3 +53,20 @@ def new_highs() -> highspy.Highs:
     if banner:
         logger.debug("HiGHS: %s", " | ".join(banner.splitlines()))
     return h
+
+
+def set_threads(h: highspy.Highs, threads: int) -> highspy.HighsStatus:
+    """Set the ``threads`` option of ``h`` and return HiGHS's status for it.
+
+    HiGHS sizes a process-wide task scheduler at its first run and refuses another thread
+    count later ("global scheduler has already been initialized"; the model stays
+    "Not Set"), so a new scheduler is started first.
+
+    Examples
+    --------
+    >>> h = new_highs()
+    >>> set_threads(h, 1) == highspy.HighsStatus.kOk, h.getOptionValue("threads")[1]
+    (True, 1)
+    """
+    highspy.Highs.resetThreadScheduler(True)
+    return h.setOptionValue("threads", int(threads))

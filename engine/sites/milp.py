@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from kantong.engine.errors import InputError
-from kantong.engine.sites.highs import new_highs
+from kantong.engine.sites.highs import new_highs, set_threads
 
 logger = logging.getLogger(__name__)
 
@@ -121,10 +121,7 @@ def solve(cost: np.ndarray, a: sparse.spmatrix, row_lower: np.ndarray,
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("random_seed", 0)
     if threads is not None:
-        # HiGHS sizes a thread's task scheduler at its first run and will not run with
-        # another thread count later (the model stays "Not Set"): start a new scheduler
-        highspy.Highs.resetThreadScheduler(True)
-        h.setOptionValue("threads", int(threads))
+        set_threads(h, threads)
     if is_mip:
         h.setOptionValue("mip_rel_gap", float(rel_gap))
         if abs_gap is not None:

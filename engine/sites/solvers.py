@@ -37,7 +37,7 @@ import numpy as np
 from scipy import sparse
 
 from kantong.engine.errors import InputError, SolverError
-from kantong.engine.sites.highs import new_highs
+from kantong.engine.sites.highs import new_highs, set_threads
 
 logger = logging.getLogger(__name__)
 
@@ -529,12 +529,8 @@ def exact_cover(matrix: sparse.spmatrix, weights: np.ndarray, *, k: int | None =
     h = new_highs()
     _set_options(h, time_limit=float(time_limit), mip_rel_gap=0.0,
                  mip_abs_gap=_granularity(wm) * (1 - 1e-6))
-    if threads is not None:
-        # HiGHS sizes a thread's task scheduler at its first run and refuses another
-        # thread count later ("global scheduler has already been initialized"): start anew
-        # (pragma: blocking or not, the next run starts a new scheduler alike)
-        highspy.Highs.resetThreadScheduler(True)  # pragma: no mutate
-        _set_options(h, threads=int(threads))
+    if threads is not None and set_threads(h, threads) != highspy.HighsStatus.kOk:
+        raise SolverError(f"HiGHS rejected the option threads={int(threads)!r}")
     h.passModel(lp)
     warm = len(initial) > 0
     if warm:
