@@ -1,8 +1,8 @@
-import itertools
 import math
 
 import numpy as np
 import pytest
+from covering_cases import brute_force, covered
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
@@ -25,25 +25,6 @@ def _instance(seed: int, n_c: int = 9, n_d: int = 40, density: float = 0.2):
     return sparse.csr_matrix(a), w
 
 
-def _value(a: sparse.csr_matrix, w: np.ndarray, sites) -> float:
-    covered = np.asarray(a[list(sites)].sum(axis=0)).ravel() > 0 if len(sites) else \
-        np.zeros(a.shape[1], bool)
-    return float(w[covered].sum())
-
-
-def _brute_force(a, w, k=None, costs=None, budget=None) -> float:
-    best = 0.0
-    n = a.shape[0]
-    for r in range(1, n + 1):
-        if k is not None and r > k:
-            break
-        for sub in itertools.combinations(range(n), r):
-            if costs is not None and costs[list(sub)].sum() > budget + 1e-9:
-                continue
-            best = max(best, _value(a, w, sub))
-    return best
-
-
 # no shrink phase: the example is a random seed, and a "smaller" seed is not a simpler
 # instance (shrinking only re-runs the brute force many times)
 @settings(max_examples=25, deadline=None,
@@ -51,7 +32,7 @@ def _brute_force(a, w, k=None, costs=None, budget=None) -> float:
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 4))
 def test_greedy_vs_exact_vs_brute_force(seed, k):
     a, w = _instance(seed)
-    opt = _brute_force(a, w, k=k)
+    opt = brute_force(a, w, k=k)
     g = greedy_cover(a, w, k=k)
     e = exact_cover(a, w, k=k, time_limit=10)
     assert e.objective == pytest.approx(opt)
@@ -65,8 +46,8 @@ def test_greedy_vs_exact_vs_brute_force(seed, k):
     assert g.gap == pytest.approx((g.bound - g.objective) / g.objective)
     assert len(g.order) <= k and len(e.order) <= k
     # the reported objective is the union value of the chosen sites (nothing counted twice)
-    assert _value(a, w, g.order) == pytest.approx(g.objective)
-    assert _value(a, w, e.order) == pytest.approx(e.objective)
+    assert covered(a, w, g.order) == pytest.approx(g.objective)
+    assert covered(a, w, e.order) == pytest.approx(e.objective)
 
 
 def test_greedy_is_optimal_on_disjoint_sites():
@@ -85,7 +66,7 @@ def test_gains_never_increase_and_cumulative_never_decreases():
     g = greedy_cover(a, w, k=12)
     assert (np.diff(g.gains) <= 1e-9).all()
     assert (np.diff(np.cumsum(g.gains)) >= 0).all()
-    values = [_value(a, w, g.order[:i]) for i in range(len(g.order) + 1)]
+    values = [covered(a, w, g.order[:i]) for i in range(len(g.order) + 1)]
     np.testing.assert_allclose(np.diff(values), g.gains)
 
 
@@ -99,7 +80,7 @@ def test_greedy_stops_when_nothing_is_left_to_cover():
 def test_budget_with_costs_respected_and_best_single_site_fallback():
     a, w = _instance(11, n_c=8, n_d=50, density=0.3)
     costs = np.random.default_rng(1).uniform(1.0, 4.0, 8)
-    opt = _brute_force(a, w, costs=costs, budget=6.0)
+    opt = brute_force(a, w, costs=costs, budget=6.0)
     g = greedy_cover(a, w, costs=costs, budget=6.0)
     e = exact_cover(a, w, costs=costs, budget=6.0)
     assert costs[g.order].sum() <= 6.0 + 1e-9 and costs[e.order].sum() <= 6.0 + 1e-9

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from covering_cases import covered
 from scipy import sparse
 from scipy.optimize import linprog
 
@@ -44,10 +45,6 @@ def _lp_reference(a, w, k=None, costs=None, budget=None) -> float:
     return -res.fun
 
 
-def _covered(dense, w, sites) -> float:
-    return float(w[dense[list(sites)].any(axis=0)].sum()) if len(sites) else 0.0
-
-
 def _fractional_knapsack(gains, costs, budget) -> float:
     """Textbook: by gain per cost, whole items while they fit, then a part of the next."""
     total, left = 0.0, budget
@@ -65,8 +62,8 @@ def _minoux_reference(a, w, order, k=None, costs=None, budget=None) -> float:
     best = math.inf
     for i in range(len(order) + 1):
         prefix = list(order[:i])
-        f = _covered(dense, w, prefix)
-        gains = np.array([_covered(dense, w, [*prefix, j]) - f for j in range(a.shape[0])])
+        f = covered(dense, w, prefix)
+        gains = np.array([covered(dense, w, [*prefix, j]) - f for j in range(a.shape[0])])
         top = (sum(sorted(gains, reverse=True)[:k]) if costs is None
                else _fractional_knapsack(gains, costs, budget))
         best = min(best, f + top)

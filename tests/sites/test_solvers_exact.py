@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from covering_cases import brute_force, overlap
 from scipy import sparse
 
 from kantong.engine.errors import InputError, SolverError
@@ -19,30 +20,10 @@ from kantong.engine.sites.highs import new_highs
 from kantong.engine.sites.solvers import exact_cover, greedy_cover
 
 
-def _overlap():
-    """A = {p0..p3}, B = {p0, p1, p4}, C = {p2, p3, p5}; weights 1, p4 = 1.5 (see greedy)."""
-    a = np.zeros((3, 6), dtype=bool)
-    a[0, [0, 1, 2, 3]] = True
-    a[1, [0, 1, 4]] = True
-    a[2, [2, 3, 5]] = True
-    return sparse.csr_matrix(a), np.array([1.0, 1.0, 1.0, 1.0, 1.5, 1.0])
-
-
-def _best(a, w, k=None, costs=None, budget=None) -> float:
-    dense = a.toarray()
-    best = 0.0
-    for r in range(1, a.shape[0] + 1):
-        for sub in itertools.combinations(range(a.shape[0]), r):
-            if (k is not None and r > k) or (costs is not None and costs[list(sub)].sum() > budget):
-                continue
-            best = max(best, float(w[dense[list(sub)].any(axis=0)].sum()))
-    return best
-
-
 def test_exact_beats_the_greedy_and_reports_the_model():
-    a, w = _overlap()
+    a, w = overlap()
     e = exact_cover(a, w, k=2)
-    assert _best(a, w, k=2) == 6.5
+    assert brute_force(a, w, k=2) == 6.5
     assert e.order.tolist() == [1, 2] and e.gains.tolist() == [3.5, 3.0]  # B adds 3.5, C 3
     assert e.objective == 6.5 and e.bound == 6.5 and e.gap == 0.0
     assert e.method == "exact" and e.status == "Optimal"
@@ -62,7 +43,7 @@ def test_exact_under_a_budget():
     w = np.array([6.0, 4.0, 3.0])
     costs = np.array([3.0, 1.0, 2.0])
     e = exact_cover(a, w, costs=costs, budget=3.5, time_limit=0.5)
-    assert _best(a, w, costs=costs, budget=3.5) == 7.0
+    assert brute_force(a, w, costs=costs, budget=3.5) == 7.0
     assert e.order.tolist() == [1, 2] and e.objective == 7.0 and e.status == "Optimal"
     # budget 4: {0, 1} (cost 4, exactly the budget) covers 10
     e4 = exact_cover(a, w, costs=costs, budget=4.0)
@@ -105,7 +86,7 @@ def test_exact_is_optimal_to_one_household_on_a_large_total():
 
 @pytest.mark.parametrize("limit", [0, -1.0, float("nan")])
 def test_exact_rejects_a_time_limit_that_is_not_positive(limit):
-    a, w = _overlap()
+    a, w = overlap()
     with pytest.raises(InputError):
         exact_cover(a, w, k=2, time_limit=limit)
 
@@ -113,7 +94,7 @@ def test_exact_rejects_a_time_limit_that_is_not_positive(limit):
 def test_exact_with_a_thread_count_after_other_solves():
     # HiGHS fixes a thread's scheduler at its first run; a later thread count other than
     # that one used to make HiGHS refuse to run ("no feasible site selection (Not Set)")
-    a, w = _overlap()
+    a, w = overlap()
     assert exact_cover(a, w, k=2).objective == 6.5
     for threads in (1, 2, 1):
         e = exact_cover(a, w, k=2, threads=threads, initial=np.array([0, 2]))
@@ -166,7 +147,7 @@ def _spy(monkeypatch, fault=None) -> list:
 
 def test_the_greedy_solution_is_the_warm_start(monkeypatch):
     log = _spy(monkeypatch)
-    a, w = _overlap()
+    a, w = overlap()
     e = exact_cover(a, w, k=2)
     assert len(log) == 1 and e.objective == 6.5  # solved once: HiGHS's answer agreed
     warm = log[0].warm
@@ -178,7 +159,7 @@ def test_the_greedy_solution_is_the_warm_start(monkeypatch):
 
 def test_a_given_start_overlapping_twice_is_a_valid_warm_start(monkeypatch):
     log = _spy(monkeypatch)
-    a, w = _overlap()
+    a, w = overlap()
     exact_cover(a, w, k=2, initial=[0, 1])
     # A and B both cover p0, p1: y stays at most 1
     assert log[0].warm[:3].tolist() == [1.0, 1.0, 0.0]
@@ -194,7 +175,7 @@ def test_a_given_start_overlapping_twice_is_a_valid_warm_start(monkeypatch):
 
 def test_time_limit_and_threads_reach_highs(monkeypatch):
     log = _spy(monkeypatch)
-    a, w = _overlap()
+    a, w = overlap()
     exact_cover(a, w, k=2, time_limit=7.5, threads=1)
     assert log[0].getOptionValue("time_limit")[1] == 7.5
     assert log[0].getOptionValue("threads")[1] == 1
@@ -203,7 +184,7 @@ def test_time_limit_and_threads_reach_highs(monkeypatch):
 
 def test_warm_start_handed_back_is_solved_again_cold(monkeypatch):
     log = _spy(monkeypatch, fault="echo")
-    a, w = _overlap()
+    a, w = overlap()
     e = exact_cover(a, w, k=2)
     # the first answer (the greedy's 5.5 under HiGHS's objective 6.5) is not trusted
     assert len(log) == 2 and log[1].warm is None
@@ -241,7 +222,7 @@ def test_proven_optimal_means_gap_zero_and_bound_equal_to_the_objective():
 
 def test_a_solution_worse_than_the_greedy_is_replaced_by_the_greedy(monkeypatch):
     _spy(monkeypatch, fault="empty")
-    a, w = _overlap()
+    a, w = overlap()
     e = exact_cover(a, w, k=2, initial=[])
     g = greedy_cover(a, w, k=2)
     assert e.order.tolist() == g.order.tolist() and e.gains.tolist() == g.gains.tolist()
@@ -266,14 +247,14 @@ def test_optimal_within_the_gap_tolerance_reports_the_objective_as_bound(monkeyp
 
 def test_rounding_noise_in_the_objective_is_not_a_handed_back_warm_start(monkeypatch):
     log = _spy(monkeypatch, fault="noisy")
-    a, w = _overlap()
+    a, w = overlap()
     e = exact_cover(a, w, k=2)
     assert len(log) == 1 and e.objective == 6.5
 
 
 def test_highs_may_stop_once_optimal_to_one_step_of_the_weights(monkeypatch):
     log = _spy(monkeypatch)
-    a, w = _overlap()
+    a, w = overlap()
     exact_cover(a, w.round(), k=2)  # counts: steps of 1
     assert 1 - 1e-5 < log[0].getOptionValue("mip_abs_gap")[1] < 1
     exact_cover(a, w, k=2)  # p4 weighs 1.5: steps of 1/8
@@ -282,7 +263,7 @@ def test_highs_may_stop_once_optimal_to_one_step_of_the_weights(monkeypatch):
 
 def test_no_feasible_solution_is_an_error(monkeypatch):
     _spy(monkeypatch, fault="infeasible")
-    a, w = _overlap()
+    a, w = overlap()
     with pytest.raises(SolverError, match="no feasible"):
         exact_cover(a, w, k=2)
 

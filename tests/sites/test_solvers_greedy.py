@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from covering_cases import overlap
 from scipy import sparse
 
 from kantong.engine.errors import InputError, SolverError
@@ -20,26 +21,13 @@ from kantong.engine.sites.solvers import (
 )
 
 
-def _overlap():
-    """Three candidates over six points where the greedy is not optimal.
-
-    A = {p0, p1, p2, p3}, B = {p0, p1, p4}, C = {p2, p3, p5}; weights 1 except p4 = 1.5.
-    Gains at the start: A 4, B 3.5, C 3. Best pair: B + C = 6.5 (every point).
-    """
-    a = np.zeros((3, 6), dtype=bool)
-    a[0, [0, 1, 2, 3]] = True
-    a[1, [0, 1, 4]] = True
-    a[2, [2, 3, 5]] = True
-    return sparse.csr_matrix(a), np.array([1.0, 1.0, 1.0, 1.0, 1.5, 1.0])
-
-
 def _disjoint(gains):
     """One candidate per point: candidate j covers point j with weight ``gains[j]``."""
     return sparse.csr_matrix(np.eye(len(gains), dtype=bool)), np.asarray(gains, dtype=float)
 
 
 def test_lazy_greedy_trace_on_overlapping_sites():
-    a, w = _overlap()
+    a, w = overlap()
     g = greedy_cover(a, w, k=2)
     # pop A (key 4): gain 4 >= next key 3.5 -> pick A; left: p4 (1.5), p5 (1)
     # pop B (key 3.5): gain 1.5 < next key 3 -> re-queue B at 1.5
@@ -59,7 +47,7 @@ def test_lazy_greedy_trace_on_overlapping_sites():
 
 
 def test_one_site_and_a_site_count_above_the_candidates():
-    a, w = _overlap()
+    a, w = overlap()
     g1 = greedy_cover(a, w, k=1)
     assert g1.order.tolist() == [0] and g1.objective == 4.0
     assert g1.details["minoux_bound"] == 4.0 and g1.gap == 0.0  # best single site: optimal
@@ -102,7 +90,7 @@ def test_nothing_to_cover_gives_an_empty_integer_selection():
 
 
 def test_without_bounds_they_are_nan():
-    a, w = _overlap()
+    a, w = overlap()
     g = greedy_cover(a, w, k=2, bound=False)
     assert g.order.tolist() == [0, 1]
     assert math.isnan(g.bound) and math.isnan(g.gap)
@@ -119,7 +107,7 @@ def test_lp_bound_is_asked_only_when_the_cheap_bounds_leave_a_gap():
     a, w = _disjoint([3.0, 7.0, 5.0])
     proven = greedy_cover(a, w, k=2, lp_time_limit=10.0)  # Minoux proves gap 0
     assert "lp_bound" not in proven.details and proven.gap == 0.0
-    b, v = _overlap()
+    b, v = overlap()
     g = greedy_cover(b, v, k=2, lp_time_limit=10.0)  # gap 18 %: the LP is solved
     elapsed = __import__("time").perf_counter() - t0
     assert g.details["lp_bound"] == pytest.approx(6.5) and g.bound == pytest.approx(6.5)
@@ -128,7 +116,7 @@ def test_lp_bound_is_asked_only_when_the_cheap_bounds_leave_a_gap():
 
 
 def test_costs_are_ignored_under_a_site_count():
-    a, w = _overlap()
+    a, w = overlap()
     g = greedy_cover(a, w, k=2, costs=np.array([100.0, 1.0, 1.0]))
     assert g.order.tolist() == [0, 1] and g.objective == 5.5
 
@@ -273,7 +261,7 @@ def test_smallest_valid_limits_and_plain_inputs_are_accepted():
 
 
 def test_order_by_gain_of_a_given_selection():
-    a, w = _overlap()
+    a, w = overlap()
     # B + C: B adds 3.5 (p0, p1, p4), C adds 3; A would add nothing after both
     order, gains = order_by_gain(a, w, [2, 0, 1])
     assert order.tolist() == [0, 1, 2] and gains.tolist() == [4.0, 1.5, 1.0]
@@ -302,7 +290,7 @@ def test_re_queued_sites_keep_their_gain_per_cost():
     assert g.order.tolist() == [0, 1] and g.objective == 5.0
     # overlap: A (cost 2), B and C (cost 0.5 each), budget 1: B (ratio 7), then C: its
     # stale ratio 6 holds (p2, p3, p5 are still uncovered) -> B, C = 6.5
-    b, v = _overlap()
+    b, v = overlap()
     g2 = greedy_cover(b, v, costs=np.array([2.0, 0.5, 0.5]), budget=1.0)
     assert g2.order.tolist() == [1, 2] and g2.gains.tolist() == [3.5, 3.0]
 
@@ -329,7 +317,7 @@ def test_the_lagrangian_bound_starts_from_the_greedy_value():
 def test_a_gap_of_exactly_the_lp_threshold_skips_the_lp():
     # the overlap instance plus a point of 994.5 that every site covers: greedy 1000,
     # Minoux 994.5 + 4 + (1.5 + 1) = 1001, so the gap is 1 / 1000 = LP_SKIP_GAP
-    b, v = _overlap()
+    b, v = overlap()
     a = sparse.hstack([b, sparse.csr_matrix(np.ones((3, 1), dtype=bool))]).tocsr()
     w = np.append(v, 994.5)
     g = greedy_cover(a, w, k=2, lp_time_limit=10.0)
