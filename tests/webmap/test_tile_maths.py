@@ -74,6 +74,21 @@ def _pixel(lon: float, lat: float, z: int, x: int, y: int) -> tuple[int, int]:
     return int((b.top - my) * f), int((mx - b.left) * f)
 
 
+def _pixel_centres(z: int, x: int, y: int, rows=None, cols=None):
+    """Mercator metres of the pixel centres of tile z/x/y (every pixel, or rows/cols given),
+    and the pixel size, from mercantile alone."""
+    b = mercantile.xy_bounds(x, y, z)
+    step = (b.right - b.left) / 256
+    if rows is None:
+        cols, rows = np.meshgrid(np.arange(256), np.arange(256))
+    return b.left + (cols + 0.5) * step, b.top - (rows + 0.5) * step, step
+
+
+def _lonlat(mx, my):
+    """Inverse spherical Mercator, by hand (metres to degrees)."""
+    return np.degrees(mx / RADIUS), np.degrees(np.pi / 2 - 2 * np.arctan(np.exp(-my / RADIUS)))
+
+
 def test_hexagon_is_drawn_where_mercantile_puts_it():
     cell = h3.latlng_to_cell(0.05, 110.75, 8)
     ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
@@ -87,14 +102,8 @@ def test_hexagon_is_drawn_where_mercantile_puts_it():
         r, c = _pixel(lon, lat, z, t.x, t.y)
         assert tuple(img[r, c]) == (200, 10, 10, 255), z
         # the drawn pixels are the hexagon, pixel for pixel (edges may differ by one pixel)
-        b = mercantile.xy_bounds(t.x, t.y, z)
-        step = (b.right - b.left) / 256
-        cols, rows = np.meshgrid(np.arange(256), np.arange(256))
-        mx = b.left + (cols + 0.5) * step
-        my = b.top - (rows + 0.5) * step
-        plon = np.degrees(mx / RADIUS)  # inverse spherical Mercator, by hand
-        plat = np.degrees(np.pi / 2 - 2 * np.arctan(np.exp(-my / RADIUS)))
-        inside = shapely.contains_xy(poly, plon, plat)
+        mx, my, _ = _pixel_centres(z, t.x, t.y)
+        inside = shapely.contains_xy(poly, *_lonlat(mx, my))
         drawn = img[..., 3] > 0
         assert inside.sum() > 50
         assert (drawn != inside).sum() <= 0.1 * inside.sum() + 4 * np.sqrt(inside.sum()), z
@@ -208,17 +217,8 @@ def test_hatch_only_over_the_hatched_cell():
     i, j = np.nonzero(changed)
     assert len(i) > 20 and ((i + j) % HATCH_PERIOD == 0).all()  # only on the hatch lines
     # every changed pixel lies in cell 1, none in cell 0 (located with mercantile)
-    b = mercantile.xy_bounds(t.x, t.y, 16)
-    step = (b.right - b.left) / 256
-    mx, my = b.left + (j + 0.5) * step, b.top - (i + 0.5) * step
-    plon = np.degrees(mx / RADIUS)
-    plat = np.degrees(np.pi / 2 - 2 * np.arctan(np.exp(-my / RADIUS)))
-    assert shapely.contains_xy(polys[1].buffer(2e-5), plon, plat).all()
-
-
-def _lonlat(mx, my):
-    """Inverse spherical Mercator, by hand (metres to degrees)."""
-    return np.degrees(mx / RADIUS), np.degrees(np.pi / 2 - 2 * np.arctan(np.exp(-my / RADIUS)))
+    mx, my, _ = _pixel_centres(16, t.x, t.y, rows=i, cols=j)
+    assert shapely.contains_xy(polys[1].buffer(2e-5), *_lonlat(mx, my)).all()
 
 
 def test_each_of_several_cells_fills_its_own_pixels():
@@ -229,17 +229,14 @@ def test_each_of_several_cells_fills_its_own_pixels():
     ids = [origin, *sorted(h3.grid_ring(origin, 1))]
     polys = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in ids]
     colours = [(30 * i + 20, 250 - 30 * i, 10 * i, 255) for i in range(7)]
+    mercs = [shapely.Polygon(np.column_stack(list(_mercator(*np.asarray(
+        p.exterior.coords).T)))) for p in polys]
     lat, lon = h3.cell_to_latlng(origin)
     for z in (15, 16):
         t = mercantile.tile(lon, lat, z)
         img = _render(polys, colours, z, t.x, t.y)
-        b = mercantile.xy_bounds(t.x, t.y, z)
-        step = (b.right - b.left) / 256
-        cols, rows = np.meshgrid(np.arange(256), np.arange(256))
-        mx, my = b.left + (cols + 0.5) * step, b.top - (rows + 0.5) * step
+        mx, my, step = _pixel_centres(z, t.x, t.y)
         centres = shapely.points(mx, my)
-        mercs = [shapely.Polygon(np.column_stack(list(_mercator(*np.asarray(
-            p.exterior.coords).T)))) for p in polys]
         checked = 0
         for i, merc in enumerate(mercs):
             deep = shapely.contains(merc.buffer(-1.5 * step), centres)
