@@ -16,15 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from kantong.webmap import create_app
 from kantong.webmap.accounts import add_user
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "webmap"))
-from browser import chromium, live  # noqa: E402 (the shared browser helpers)
+from browser import chromium, live, wait  # noqa: E402 (the shared browser helpers)
 
 pytestmark = pytest.mark.browser
 
@@ -57,16 +55,13 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 
 def _text(drv: webdriver.Chrome) -> str:
-    """The loaded page's text, read in one script call.
+    """The loaded page's text, read in one script call, retried while the page changes.
 
     Chromium's JSON viewer can replace the body right after load, so a body element found
-    first and read afterwards may no longer belong to the document ("Node with given id
-    does not belong to the document"); a failed read is retried.
+    first and read afterwards may no longer belong to the document.
     """
-    return WebDriverWait(drv, 20, ignored_exceptions=(WebDriverException,)).until(
-        lambda d: d.execute_script(
-            "return document.readyState === 'complete' && document.body"
-            " ? document.body.innerText : null"))
+    return wait(drv, "return document.readyState === 'complete' && document.body"
+                " ? document.body.innerText : null", "the page has no text", navigating=True)
 
 
 def _json(drv: webdriver.Chrome, url: str) -> object:
@@ -82,9 +77,8 @@ def _login(drv: webdriver.Chrome, url: str, name: str, password: str = PASSWORD)
     drv.find_element(By.TAG_NAME, "button").click()
     # not staleness_of(button): Chromium may answer a read of the old button with an
     # "unknown error" instead of a stale element while the next page replaces it
-    WebDriverWait(drv, 20, ignored_exceptions=(WebDriverException,)).until(
-        lambda d: d.execute_script("return window.kantongLoginForm === undefined"
-                                   " && document.readyState === 'complete'"))
+    wait(drv, "return window.kantongLoginForm === undefined"
+         " && document.readyState === 'complete'", "the login did not answer", navigating=True)
     return _text(drv)
 
 

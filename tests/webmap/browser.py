@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
@@ -74,9 +75,16 @@ def chromium(profile: Path, *, size: tuple[int, int] = DESKTOP, phone: bool = Fa
         drv.quit()
 
 
-def wait(drv: webdriver.Chrome, script: str, message: str, *args: Any) -> Any:
-    """Poll ``script`` (JavaScript returning a truthy value) until it holds."""
-    return WebDriverWait(drv, WAIT, poll_frequency=0.1).until(
+def wait(drv: webdriver.Chrome, script: str, message: str, *args: Any,
+         navigating: bool = False) -> Any:
+    """Poll ``script`` (JavaScript returning a truthy value) until it holds.
+
+    ``navigating``: a page is being replaced, so a failed call is retried rather than
+    raised (Chromium may answer a script or element read under a page that is going away
+    with an "unknown error" such as "Node with given id does not belong to the document").
+    """
+    ignored = (WebDriverException,) if navigating else None
+    return WebDriverWait(drv, WAIT, poll_frequency=0.1, ignored_exceptions=ignored).until(
         lambda d: d.execute_script(script, *args), message=message)
 
 
