@@ -92,8 +92,8 @@ def sheet_names(path: str | Path) -> list[str]:
 def _grid(reader, index: int, path: Path) -> pa.Table:  # noqa: ANN001
     """Return a whole sheet as text columns, row 0 = the sheet's first row."""
     try:
-        # eager: calamine's cells straight into one Arrow batch (about 1.5x faster than
-        # the lazy sheet + to_arrow on a 100k-row register)
+        # eager: calamine's cells straight into one Arrow batch (no lazy sheet object;
+        # docs/performance.md "Excel registers")
         batch = reader.load_sheet(index, header_row=None, skip_rows=0, dtypes="string",
                                   eager=True)
         return pa.Table.from_batches([batch])
