@@ -1,0 +1,297 @@
+"""The compiled ``.xlsx`` reader agrees with calamine cell for cell, or steps aside.
+
+calamine (through fastexcel, the reader the engine used before and still uses for every
+other format) is the reference: each workbook here is read by both, and every column the
+fast reader calls exact must be identical, value for value, with the same grid shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import zipfile
+
+import fastexcel
+import numpy as np
+import pyarrow as pa
+import pytest
+import xlsxwriter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kantong.engine.demo.xlsx import write_xlsx
+from kantong.engine.errors import InputError
+from kantong.engine.inputs import xlsx_kernel, xlsx_reader
+from kantong.engine.inputs.excel import read_sheet, sheet_names
+from kantong.engine.inputs.xlsx_reader import Unsupported, open_workbook, read_grid
+
+NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def calamine(path, index: int = 0) -> pa.Table:
+    batch = fastexcel.read_excel(path).load_sheet(index, header_row=None, skip_rows=0,
+                                                  dtypes="string", eager=True)
+    return pa.Table.from_batches([batch])
+
+
+def assert_agrees(path, *, inexact: dict[int, set[int]] | None = None,
+                  threads: int | None = None) -> None:
+    """Every sheet: same shape as calamine, exact columns equal, inexact ones as told."""
+    book = open_workbook(path)
+    assert book.sheets == list(fastexcel.read_excel(path).sheet_names)
+    for index in range(len(book.sheets)):
+        got = read_grid(book, index, threads=threads)
+        ref = calamine(path, index)
+        assert got.table.shape == ref.shape, (index, got.table.shape, ref.shape)
+        assert got.inexact == frozenset((inexact or {}).get(index, set())), index
+        for j in range(ref.num_columns):
+            if j in got.inexact:
+                continue
+            mine, theirs = got.table.column(j).to_pylist(), ref.column(j).to_pylist()
+            assert mine == theirs, (index, j, [(a, b) for a, b in zip(mine, theirs,
+                                                                      strict=True) if a != b])
+
+
+TEXTS = ["plain", "  spaced  ", "Ünïcödé 中文 ✓", 'a & b < c > "q" \'x\'', "line1\nline2",
+         "tab\there", "_x000D_ literal", "", "x" * 300, "Ledeng/PAM", "ctrl\x01\x1f end",
+         "cr\r\nlf"]
+
+
+def _kinds_workbook(path, seed: int = 7):
+    """A workbook written by xlsxwriter with every kind of cell, gaps and three sheets."""
+    rng = random.Random(seed)
+    wb = xlsxwriter.Workbook(str(path))
+    bold = wb.add_format({"bold": True})
+    day = wb.add_format({"num_format": "dd/mm/yyyy"})
+    percent = wb.add_format({"num_format": "0.00%"})
+    ws = wb.add_worksheet("Data")
+    ws.write_blank(0, 0, None, bold)  # a styled blank in column A: not a value
+    for r in range(1, 60):
+        if r % 13 == 0:
+            continue  # blank rows
+        ws.write_string(r, 1, rng.choice(TEXTS))                          # B text
+        ws.write_number(r, 2, rng.choice([0, 3, -7, 6111032004, 10**14 + 1, 42]))  # C
+        ws.write_number(r, 3, rng.choice([2.5, 0.125, -3.75, 1234.5, 0.1 + 0.2]))  # D
+        ws.write_boolean(r, 4, rng.random() < 0.5)                         # E
+        if r % 2:
+            ws.write_formula(r, 5, '="a"&"b"', None, "a & b")              # F str formula
+        else:
+            ws.write_formula(r, 5, "=1+2", None, 3)
+        ws.write_datetime(r, 6, dt.datetime(2020, 1, 1) + dt.timedelta(days=r), day)  # G
+        ws.write_number(r, 7, rng.choice([1e20, 1e-7, 123456789012345.6]))  # H exponent
+        ws.write_number(r, 8, r / 4, percent)                              # I percent
+        ws.write_rich_string(r, 9, "plain ", bold, "bold", " end")         # J rich
+    ws.write_string(30, 12, "far right")                                   # M
+    wb.add_worksheet("Kosong")
+    other = wb.add_worksheet("Hidden")
+    other.write_row(2, 3, ["x", 1, "y"])
+    other.hide()
+    wb.close()
+    return path
+
+
+def test_every_kind_of_cell_agrees_with_calamine(tmp_path):
+    path = _kinds_workbook(tmp_path / "kinds.xlsx")
+    # G (dates) and H (exponent numbers) are flagged, columns counted from B
+    assert_agrees(path, inexact={0: {5, 6}})
+
+
+def test_chunks_and_threads_change_nothing(tmp_path, monkeypatch):
+    path = _kinds_workbook(tmp_path / "kinds.xlsx", seed=3)
+    book = open_workbook(path)
+    one = read_grid(book, 0, threads=1)
+    monkeypatch.setattr(xlsx_reader, "CHUNK_BYTES", 256)
+    data = xlsx_reader._read(book, book.parts[0])
+    chunks = xlsx_reader._chunks(data, *xlsx_reader._body(data), 5)
+    many = read_grid(book, 0, threads=5)
+    assert len(chunks) == 5 and all(data[s:s + 5] == b'<row ' for s, _ in chunks[1:])
+    assert many.table.equals(one.table) and many.inexact == one.inexact
+    assert_agrees(path, inexact={0: {5, 6}}, threads=4)
+
+
+def _package(tmp_path, body: str, *, shared: str | None = None, name="v.xlsx",
+             worksheet: str | None = None):
+    xml = worksheet or (f'<?xml version="1.0" encoding="UTF-8"?>\n<worksheet xmlns="{NS}">'
+                        f"<sheetData>{body}</sheetData></worksheet>")
+
+    class Shared:
+        def xml(self) -> bytes:
+            return (f'<?xml version="1.0" encoding="UTF-8"?>\n<sst xmlns="{NS}">{shared}'
+                    "</sst>").encode()
+
+    return write_xlsx(tmp_path / name, [("S", xml.encode())],
+                      sst=Shared() if shared is not None else None)
+
+
+def test_hand_written_spreadsheetml_agrees(tmp_path):
+    shared = ('<si><t xml:space="preserve"> lead</t></si>'
+              "<si><r><rPr><b/></rPr><t>rich </t></r><r><t>runs</t></r>"
+              "<rPh sb='0' eb='1'><t>PHONETIC</t></rPh></si>"
+              "<si><t>&#x4E2D;&#20013; &amp;&lt;&gt;&quot;&apos;</t></si>"
+              "<si/><si><t/></si><si><t>_x0041_BC</t></si>")
+    body = ("<row r='1'><c r='A1' t='s'><v>0</v></c><c t=\"s\" r='B1'><v>1</v></c>"
+            "<c r='C1' t='s'><v>2</v></c><c r='D1' t='s'><v>3</v></c>"
+            "<c r='E1' t='s'><v>4</v></c><c r='F1' t='s'><v>5</v></c></row>\n"
+            '<row r="2">\n  <c r="A2" t="inlineStr"><is><t>inline</t></is></c>\n'
+            '  <c r="B2" t="inlineStr"><is><r><t>in</t></r><r><t xml:space="preserve">'
+            ' line</t></r><rPh><t>skip</t></rPh></is></c>\n'
+            '  <c r="C2" t="str"><f>A1&amp;"x"</f><v>a &amp; x</v></c>\n'
+            '  <c r="D2" s="0"><f t="shared" si="0"/><v>12.50</v></c>\n'
+            '  <c r="E2"><v>007</v></c><!-- a "comment <c r="F2"><v>9</v></c> -->\n'
+            '  <c r="F2" t="n"><v>-0.0</v></c>\n</row>'
+            # cells without references, then rows without them
+            "<row r='4'><c><v>1</v></c><c t='s'><v>0</v></c><c/><c><v>4</v></c></row>"
+            "<row><c><v>5</v></c><c r='C5'><v>6</v></c><c><v>7</v></c></row>"
+            "<row spans='1:3'><c t='b'><v>1</v></c><c t='b'><v>0</v></c></row>")
+    path = _package(tmp_path, body, shared=shared)
+    assert_agrees(path)
+    got = read_grid(open_workbook(path), 0).table
+    # text of <t> trimmed unless xml:space="preserve"; phonetic runs left out; rows and
+    # cells without r counted on; numbers normalised
+    assert got.column(1).to_pylist() == ["richruns", "in line", None, " lead", None, "false"]
+    assert got.column(3).to_pylist()[:2] == ["", "12.5"]
+    assert got.column(4).to_pylist()[:2] == ["", "7"]
+    assert got.column(0).to_pylist()[3:5] == ["1", "5"]
+
+
+@pytest.mark.parametrize("body, why", [
+    ("<row r='1'><c r='B1'><v>1</v></c><c r='A1'><v>2</v></c></row>", "out of order"),
+    ("<row r='1'><c r='A1'><v>1</v></c></row><row r='1'><c r='A1'><v>2</v></c></row>",
+     "out of order or repeated"),
+    ("<row r='1'><c r='A1'><v><![CDATA[1]]></v></c></row>", "not understood"),
+    ("<row r='1'><c r='a1'><v>1</v></c></row>", "not understood"),
+    ("<row r='1'><c r='A1' t='s'><v>3</v></c></row>", "not understood"),
+    ("<row r='1'><c r='A1'><v>1</v></c></row><row r='900000'><c r='XFD900000'><v>1</v>"
+     "</c></row>", "sparse sheet"),
+])
+def test_sheets_it_does_not_understand_are_declined(tmp_path, body, why):
+    path = _package(tmp_path, body, shared="<si><t>a</t></si>")
+    with pytest.raises(Unsupported, match=why):
+        read_grid(open_workbook(path), 0)
+
+
+def test_prefixed_and_corrupt_packages_are_declined(tmp_path):
+    prefixed = _package(tmp_path, "", name="p.xlsx", worksheet=(
+        f'<x:worksheet xmlns:x="{NS}"><x:sheetData><x:row r="1"><x:c r="A1"><x:v>1</x:v>'
+        "</x:c></x:row></x:sheetData></x:worksheet>"))
+    with pytest.raises(Unsupported, match="prefixed"):
+        read_grid(open_workbook(prefixed), 0)
+    good = _package(tmp_path, "<row r='1'><c r='A1'><v>12345</v></c></row>" * 1,
+                    name="g.xlsx")
+    data = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as zf:
+        info = zf.getinfo("xl/worksheets/sheet1.xml")
+    at = info.header_offset + 30 + len(info.filename) + len(info.extra) + 2
+    data[at] ^= 0xFF
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(Unsupported):
+        read_grid(open_workbook(bad), 0)
+    with pytest.raises(Unsupported):
+        open_workbook(tmp_path / "missing.xlsx")
+    (tmp_path / "text.xlsx").write_text("not a zip")
+    with pytest.raises(Unsupported):
+        open_workbook(tmp_path / "text.xlsx")
+    with pytest.raises(InputError, match="not a readable Excel workbook"):
+        sheet_names(tmp_path / "text.xlsx")
+
+
+def test_declined_sheets_are_read_by_calamine_instead(tmp_path, caplog):
+    body = ("<row r='1'><c r='A1' t='inlineStr'><is><t>desil</t></is></c></row>"
+            "<row r='2'><c r='B2'><v>2</v></c><c r='A2'><v>1</v></c></row>")
+    path = _package(tmp_path, body)
+    with caplog.at_level(logging.INFO, logger="kantong.engine.inputs.excel"):
+        got = read_sheet(path, score=lambda names: int("desil" in names))
+    assert "read with calamine (cells out of order" in caplog.text
+    assert got.table.to_pylist() == calamine(path).slice(1).rename_columns(
+        ["desil", "column_2"]).to_pylist()
+
+
+def test_inexact_columns_are_read_again_only_when_needed(tmp_path, caplog):
+    wb = xlsxwriter.Workbook(str(tmp_path / "d.xlsx"))
+    day = wb.add_format({"num_format": "yyyy-mm-dd"})
+    ws = wb.add_worksheet("Data")
+    ws.write_row(0, 0, ["desil", "tanggal_lahir"])
+    for r in range(1, 4):
+        ws.write_number(r, 0, r)
+        ws.write_datetime(r, 1, dt.datetime(1970, 1, r), day)
+    wb.close()
+    path = tmp_path / "d.xlsx"
+
+    def score(names):
+        return int("desil" in names)
+
+    with caplog.at_level(logging.INFO, logger="kantong.engine.inputs.excel"):
+        fast = read_sheet(path, score=score, need=lambda names: ["desil"])
+    assert "read again" not in caplog.text
+    assert fast.table.column("desil").to_pylist() == ["1", "2", "3"]
+    with caplog.at_level(logging.INFO, logger="kantong.engine.inputs.excel"):
+        exact = read_sheet(path, score=score, need=lambda names: ["desil", "tanggal_lahir"])
+    assert "read again with calamine for the exact text of tanggal_lahir" in caplog.text
+    assert exact.table.column("tanggal_lahir").to_pylist() == [
+        f"1970-01-0{d} 00:00:00" for d in (1, 2, 3)]
+    assert read_sheet(path, score=score).table.equals(exact.table)  # need=None: all
+
+
+SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                    max_size=12)
+CELL = st.one_of(st.none(), SAFE_TEXT, st.integers(-10**14, 10**14),
+                 st.integers(-10**8, 10**8).map(lambda i: i / 64), st.booleans())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(CELL, min_size=1, max_size=6), min_size=1, max_size=8))
+def test_random_sheets_agree_with_calamine(tmp_path_factory, rows):
+    path = tmp_path_factory.mktemp("h") / "h.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet()
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, str):
+                ws.write_string(r, c, value)
+            elif isinstance(value, bool):
+                ws.write_boolean(r, c, value)
+            elif value is not None:
+                ws.write_number(r, c, value)
+    wb.close()
+    assert_agrees(path)
+
+
+def _number(raw: str) -> tuple[str, bool]:
+    buf = np.frombuffer(raw.encode(), np.uint8)
+    heap = np.empty(64, np.uint8)
+    h, exact = xlsx_kernel._number(buf, 0, buf.size, heap, 0)
+    return heap[:h].tobytes().decode(), bool(exact)
+
+
+def _nine_decimals(raw: str) -> str:
+    """calamine's text of a number: the float64 with nine decimals, zeros dropped."""
+    return format(float(raw), ".9f").rstrip("0").rstrip(".")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**15), st.integers(0, 12), st.booleans(), st.integers(0, 3))
+def test_numbers_called_exact_are_what_calamine_writes(digits, point, negative, zeros):
+    text = str(digits)
+    point = min(point, len(text))
+    raw = ("-" if negative else "") + (text[: len(text) - point] or "0") + (
+        "." + text[len(text) - point:] + "0" * zeros if point else "")
+    got, exact = _number(raw)
+    if exact:
+        assert got == _nine_decimals(raw), raw
+
+
+@pytest.mark.parametrize("raw, text", [
+    ("3", "3"), ("-7", "-7"), ("6111032004", "6111032004"), ("007", "7"), ("2.50", "2.5"),
+    ("0.125", "0.125"), ("3999999.12345678", "3999999.12345678"), ("-0.0", "-0"),
+    ("4000000.25", "4000000.25"), ("999999999999999", "999999999999999"), ("5.", "5")])
+def test_register_numbers_are_exact(raw, text):
+    assert _number(raw) == (text, True)
+    assert _nine_decimals(raw) == text
+
+
+@pytest.mark.parametrize("raw", ["1E+20", "1e-7", "4000000.1", "0.1234567891", "3999999.123456789",
+                                 "1234567890123456", " 5", "+5", ".5", ""])
+def test_numbers_calamine_may_write_otherwise_are_flagged(raw):
+    assert _number(raw)[1] is False
