@@ -1,8 +1,13 @@
 """Excel workbooks (``.xlsx``, ``.xlsm``, ``.xlsb``, ``.xls``, ``.ods``) as input tables.
 
-Read with `fastexcel <https://github.com/ToucanToco/fastexcel>`_ (the Rust calamine
-parser, straight to Arrow; no Python loop over cells). A workbook as planners get it
-has title rows above the header and a summary sheet (*Rekap*) before the data sheet, so:
+``.xlsx``/``.xlsm`` sheets are read by :mod:`kantong.engine.inputs.xlsx_reader` (a
+compiled, parallel scan of the sheet XML that gives calamine's cells about 2x faster); every
+other format, and any sheet that reader declines, by `fastexcel
+<https://github.com/ToucanToco/fastexcel>`_ (the Rust calamine parser, straight to Arrow).
+Neither loops over cells in Python. When a column the caller reads holds a cell whose
+text the fast reader cannot vouch for (a date, an error value, ...), the sheet is read
+again with calamine. A workbook as planners get it has title rows above the header and
+a summary sheet (*Rekap*) before the data sheet, so:
 
 * **sheet**: ``sheet`` (a name, or a 0-based index) chooses it; otherwise every sheet is
   looked at and the one whose header names the most known columns is read (ties: the
@@ -20,14 +25,15 @@ resolves leave this module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from kantong.engine.errors import InputError
+from kantong.engine.inputs import xlsx_reader
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,8 @@ HEADER_SCAN_ROWS = 30
 
 #: ``score(names) -> int``: how many of a candidate header's names are known columns.
 Score = Callable[[Sequence[str]], int]
+#: ``need(names) -> names``: the header names whose values the caller reads.
+Need = Callable[[list[str]], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,48 @@ def _reader(path: Path):  # noqa: ANN202 - fastexcel type imported lazily
 
 def sheet_names(path: str | Path) -> list[str]:
     """Return the sheet names of a workbook, in order."""
-    return list(_reader(Path(path)).sheet_names)
+    return _Workbook(Path(path)).names
+
+
+@dataclass
+class _Workbook:
+    """A workbook open for reading: the fast reader where it applies, else calamine."""
+
+    path: Path
+    fast: xlsx_reader.Workbook | None = None
+    names: list[str] = field(default_factory=list)
+    _calamine: object = None
+    _tables: xlsx_reader.Tables | None = None
+
+    def __post_init__(self) -> None:
+        if self.path.suffix.lower() in xlsx_reader.XLSX_SUFFIXES:
+            try:
+                self.fast = xlsx_reader.open_workbook(self.path)
+            except xlsx_reader.Unsupported as exc:
+                logger.info("%s: read with calamine (%s)", self.path, exc)
+        self.names = self.fast.sheets if self.fast else list(self.calamine().sheet_names)
+
+    def calamine(self):  # noqa: ANN201 - fastexcel type imported lazily
+        if self._calamine is None:
+            self._calamine = _reader(self.path)
+        return self._calamine
+
+    def grid(self, index: int) -> tuple[pa.Table, frozenset[int]]:
+        """Sheet ``index`` as text columns, and the columns to re-read for exact text."""
+        if self.fast is not None:
+            try:
+                if self._tables is None:
+                    self._tables = xlsx_reader.load_tables(self.fast)
+                got = xlsx_reader.read_grid(self.fast, index, tables=self._tables)
+                return got.table, got.inexact
+            except xlsx_reader.Unsupported as exc:
+                logger.info("%s: sheet %r read with calamine (%s)", self.path,
+                            self.names[index], exc)
+        return self.exact_grid(index), frozenset()
+
+    def exact_grid(self, index: int) -> pa.Table:
+        """Sheet ``index`` read by calamine."""
+        return _grid(self.calamine(), index, self.path)
 
 
 def _grid(reader, index: int, path: Path) -> pa.Table:  # noqa: ANN001
@@ -149,7 +198,7 @@ def _names(header: list[str | None]) -> list[str]:
 
 
 def read_sheet(path: str | Path, *, score: Score, sheet: str | int | None = None,
-               header_row: int | None = None) -> SheetTable:
+               header_row: int | None = None, need: Need | None = None) -> SheetTable:
     """Read the data sheet of a workbook as a text table (see the module docs).
 
     Parameters
@@ -162,6 +211,9 @@ def read_sheet(path: str | Path, *, score: Score, sheet: str | int | None = None
         Sheet name or 0-based index; ``None`` chooses it.
     header_row
         1-based header row; ``None`` detects it.
+    need
+        The header names whose values will be read (``None``: all). When one of them
+        holds a cell the fast reader cannot vouch for, the sheet is read with calamine.
 
     Returns
     -------
@@ -173,8 +225,8 @@ def read_sheet(path: str | Path, *, score: Score, sheet: str | int | None = None
         Unreadable workbook, unknown sheet, header row out of range.
     """
     path = Path(path)
-    reader = _reader(path)
-    names = list(reader.sheet_names)
+    book = _Workbook(path)
+    names = book.names
     if not names:
         raise InputError(f"{path}: workbook holds no sheet")
     if header_row is not None and header_row < 1:
@@ -184,9 +236,9 @@ def read_sheet(path: str | Path, *, score: Score, sheet: str | int | None = None
         candidates = [_sheet_index(sheet, names, path)]
     else:
         candidates = list(range(len(names)))
-    best: tuple[tuple[int, int], int, pa.Table, int] | None = None
+    best: tuple[tuple[int, int], int, pa.Table, int, frozenset[int]] | None = None
     for index in candidates:
-        grid = _grid(reader, index, path)
+        grid, inexact = book.grid(index)
         if grid.num_rows == 0:
             continue
         if header_row is not None:
@@ -196,14 +248,23 @@ def read_sheet(path: str | Path, *, score: Score, sheet: str | int | None = None
             row, known = find_header(grid, score)
         key = (known, grid.num_rows - row - 1)
         if best is None or key > best[0]:
-            best = (key, index, grid, row)
+            best = (key, index, grid, row, inexact)
     if best is None:
         raise InputError(f"{path}: every sheet is empty")
-    _, index, grid, row = best
+    _, index, grid, row, inexact = best
     if row >= grid.num_rows:
         raise InputError(f"{path}: header row {row + 1} is below the last row of sheet "
                          f"{names[index]!r} ({grid.num_rows} rows)")
     header = _names(_row_texts(grid, row))
+    if inexact:
+        wanted = set(header) if need is None else set(need(header))
+        redo = sorted(header[j] for j in inexact if header[j] in wanted)
+        if redo:
+            logger.info("%s: sheet %r read again with calamine for the exact text of %s "
+                        "(dates, error values or long numbers)", path, names[index],
+                        ", ".join(redo))
+            grid = book.exact_grid(index)
+            header = _names(_row_texts(grid, row))
     table = grid.slice(row + 1).rename_columns(header)
     how = "given" if sheet is not None and header_row is not None else "detected"
     if len(candidates) > 1:
@@ -240,7 +301,8 @@ def iter_excel(path: str | Path, *, batch_rows: int | None, resolve: Callable[[l
     Blank trailing rows (every resolved cell empty) are dropped: Excel often keeps
     formatted empty rows below the data.
     """
-    got = read_sheet(path, score=score, sheet=sheet, header_row=header_row)
+    got = read_sheet(path, score=score, sheet=sheet, header_row=header_row,
+                     need=lambda names: resolve(list(names)))
     mapping = resolve(got.columns)
     check(set(mapping.values()), source=str(path), columns=got.columns)
     table = got.table.select(list(mapping))
