@@ -124,7 +124,7 @@ def _package(tmp_path, body: str, *, shared: str | None = None, name="v.xlsx",
                       sst=Shared() if shared is not None else None)
 
 
-def test_hand_written_spreadsheetml_agrees(tmp_path):
+def _hand_written(tmp_path):
     shared = ('<si><t xml:space="preserve"> lead</t></si>'
               "<si><r><rPr><b/></rPr><t>rich </t></r><r><t>runs</t></r>"
               "<rPh sb='0' eb='1'><t>PHONETIC</t></rPh></si>"
@@ -144,7 +144,24 @@ def test_hand_written_spreadsheetml_agrees(tmp_path):
             "<row r='4'><c><v>1</v></c><c t='s'><v>0</v></c><c/><c><v>4</v></c></row>"
             "<row><c><v>5</v></c><c r='C5'><v>6</v></c><c><v>7</v></c></row>"
             "<row spans='1:3'><c t='b'><v>1</v></c><c t='b'><v>0</v></c></row>")
-    path = _package(tmp_path, body, shared=shared)
+    return _package(tmp_path, body, shared=shared)
+
+
+def test_hand_written_spreadsheetml_in_many_chunks(tmp_path, monkeypatch):
+    path = _hand_written(tmp_path)
+    monkeypatch.setattr(xlsx_reader, "CHUNK_BYTES", 64)
+    scans = []
+    scan = xlsx_reader._scan
+    monkeypatch.setattr(xlsx_reader, "_scan", lambda buf, chunks, *a: scans.append(
+        len(chunks)) or scan(buf, chunks, *a))
+    # a chunk after the first starts at a <row> without r: the sheet is scanned again
+    # in one piece
+    assert_agrees(path, threads=4)
+    assert scans == [3, 1]
+
+
+def test_hand_written_spreadsheetml_agrees(tmp_path):
+    path = _hand_written(tmp_path)
     assert_agrees(path)
     got = read_grid(open_workbook(path), 0).table
     # text of <t> trimmed unless xml:space="preserve"; phonetic runs left out; rows and
