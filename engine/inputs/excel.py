@@ -111,7 +111,7 @@ class _Workbook:
         if self.path.suffix.lower() in xlsx_reader.XLSX_SUFFIXES:
             try:
                 self.fast = xlsx_reader.open_workbook(self.path)
-            except xlsx_reader.Unsupported as exc:
+            except xlsx_reader.UnsupportedError as exc:
                 logger.info("%s: read with calamine (%s)", self.path, exc)
         self.names = self.fast.sheets if self.fast else list(self.calamine().sheet_names)
 
@@ -128,7 +128,7 @@ class _Workbook:
                     self._tables = xlsx_reader.load_tables(self.fast)
                 got = xlsx_reader.read_grid(self.fast, index, tables=self._tables)
                 return got.table, got.inexact
-            except xlsx_reader.Unsupported as exc:
+            except xlsx_reader.UnsupportedError as exc:
                 logger.info("%s: sheet %r read with calamine (%s)", self.path,
                             self.names[index], exc)
         return self.exact_grid(index), frozenset()

@@ -13,7 +13,7 @@ holding a value, numbers are written as calamine writes them (``6111032004``, ``
 booleans ``true``/``false``, cells without a value missing. Where the two could differ the
 reader does not guess:
 
-* :class:`Unsupported` is raised for a package it does not read (encrypted, prefixed
+* :class:`UnsupportedError` is raised for a package it does not read (encrypted, prefixed
   SpreadsheetML, chart sheets, cells out of order, a corrupt member, ...) and the caller
   reads the sheet with calamine instead;
 * cells whose text could differ (dates, errors, exponent numbers, ...) are read, and their
@@ -50,12 +50,14 @@ logger = logging.getLogger(__name__)
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
 #: Smallest chunk of worksheet XML worth a thread of its own.
 CHUNK_BYTES = 16 << 20
+#: Most text an Arrow ``string`` array holds (32-bit offsets); beyond, ``large_string``.
+STRING_BYTES = 2**31 - 1
 #: Number formats that are not dates (Excel's built-in ids; every other id may be one).
 _PLAIN_FORMAT_IDS = frozenset(range(0, 14)) | frozenset(range(37, 45)) | {48, 49}
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 
-class Unsupported(Exception):
+class UnsupportedError(Exception):
     """The workbook is not one this reader reads; read it with calamine."""
 
 
@@ -134,9 +136,7 @@ def _rels(zf: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
         return {}
     out = {}
     for rel in root:
-        target = rel.get("Target", "")
-        if rel.get("TargetMode") == "External":
-            continue
+        target = rel.get("Target", "")  # external targets (URLs) are never read
         member = (target.lstrip("/") if target.startswith("/")
                   else posixpath.normpath(posixpath.join(folder, target)))
         out[rel.get("Id", "")] = (member, rel.get("Type", ""))
@@ -148,7 +148,7 @@ def open_workbook(path: str | Path) -> Workbook:
 
     Raises
     ------
-    Unsupported
+    UnsupportedError
         Not a zip, no workbook part, a sheet that is not a worksheet.
     """
     path = Path(path)
@@ -157,7 +157,7 @@ def open_workbook(path: str | Path) -> Workbook:
             root = _rels(zf, "")
             books = [m for m, kind in root.values() if kind.endswith("/officeDocument")]
             if not books:
-                raise Unsupported("no workbook part")
+                raise UnsupportedError("no workbook part")
             book = books[0]
             rels = _rels(zf, book)
             tree = ElementTree.fromstring(zf.read(book))
@@ -167,25 +167,25 @@ def open_workbook(path: str | Path) -> Workbook:
                     continue
                 member, kind = rels.get(el.get(_REL, ""), ("", ""))
                 if not kind.endswith("/worksheet"):
-                    raise Unsupported(f"sheet {el.get('name')!r} is not a worksheet")
+                    raise UnsupportedError(f"sheet {el.get('name')!r} is not a worksheet")
                 sheets.append(el.get("name", ""))
                 parts.append(member)
             kinds = {kind.rsplit("/", 1)[-1]: m for m, kind in rels.values()}
             return Workbook(path, sheets, parts, kinds.get("sharedStrings"),
                             kinds.get("styles"))
     except (zipfile.BadZipFile, ElementTree.ParseError, KeyError, OSError) as exc:
-        raise Unsupported(f"{type(exc).__name__}: {exc}") from None
+        raise UnsupportedError(f"{type(exc).__name__}: {exc}") from None
 
 
 def _member(path: Path, info: zipfile.ZipInfo) -> bytes:
     """Return a member's bytes, inflated by zlib-ng (4x faster than zipfile's zlib), checked."""
     if info.flag_bits & 0x1:
-        raise Unsupported(f"{info.filename} is encrypted")
+        raise UnsupportedError(f"{info.filename} is encrypted")
     with open(path, "rb") as fh:
         fh.seek(info.header_offset)
         head = fh.read(30)
         if head[:4] != b"PK\x03\x04":
-            raise Unsupported(f"{info.filename}: bad local header")
+            raise UnsupportedError(f"{info.filename}: bad local header")
         name_len, extra_len = struct.unpack("<HH", head[26:30])
         fh.seek(info.header_offset + 30 + name_len + extra_len)
         raw = fh.read(info.compress_size)
@@ -195,11 +195,11 @@ def _member(path: Path, info: zipfile.ZipInfo) -> bytes:
         try:
             data = zlib_ng.decompress(raw, -15, max(info.file_size, 1))
         except zlib_ng.error as exc:
-            raise Unsupported(f"{info.filename}: {exc}") from None
+            raise UnsupportedError(f"{info.filename}: {exc}") from None
     else:
-        raise Unsupported(f"{info.filename}: compression method {info.compress_type}")
+        raise UnsupportedError(f"{info.filename}: compression method {info.compress_type}")
     if len(data) != info.file_size or zlib_ng.crc32(data) != info.CRC:
-        raise Unsupported(f"{info.filename}: size or CRC mismatch")
+        raise UnsupportedError(f"{info.filename}: size or CRC mismatch")
     return data
 
 
@@ -208,7 +208,7 @@ def _read(book: Workbook, member: str) -> bytes:
         try:
             info = zf.getinfo(member)
         except KeyError:
-            raise Unsupported(f"no member {member}") from None
+            raise UnsupportedError(f"no member {member}") from None
     return _member(book.path, info)
 
 
@@ -226,7 +226,7 @@ def date_styles(book: Workbook) -> np.ndarray:
     try:
         root = ElementTree.fromstring(_read(book, book.styles))
     except ElementTree.ParseError as exc:
-        raise Unsupported(f"styles: {exc}") from None
+        raise UnsupportedError(f"styles: {exc}") from None
     custom = {}
     xfs: list[bool] = []
     for el in root:
@@ -246,14 +246,15 @@ def shared_strings(book: Workbook) -> tuple[pa.LargeStringArray, np.ndarray]:
     """Return the shared-string table and, per entry, whether its text is exact."""
     if book.shared is None:
         return pa.array([], pa.large_string()), np.zeros(0, bool)
-    data = np.frombuffer(_read(book, book.shared), np.uint8)
-    cap = max(16, int(np.count_nonzero(data == ord("<")) // 2) + 2)
+    raw = _read(book, book.shared)
+    cap = raw.count(b"<si") + 2  # at least one slot per <si> (an empty one is "<si/>")
+    data = np.frombuffer(raw, np.uint8)
     heap = np.empty(max(data.size, 1), np.uint8)
     offsets = np.empty(cap, np.int64)
     exact = np.empty(cap, bool)
     n, status = kernel.scan_shared_strings(data, heap, offsets, exact)
     if status != kernel.OK:
-        raise Unsupported("shared strings not understood")
+        raise UnsupportedError("shared strings not understood")
     texts = _texts(heap, offsets[: n + 1], n)
     return texts, exact[:n].copy()
 
@@ -270,7 +271,7 @@ def _texts(heap: np.ndarray, offsets: np.ndarray, n: int,
     try:
         arr.validate(full=True)
     except pa.ArrowInvalid as exc:
-        raise Unsupported(f"text is not UTF-8 ({exc})") from None
+        raise UnsupportedError(f"text is not UTF-8 ({exc})") from None
     return arr
 
 
@@ -279,16 +280,16 @@ def _body(data: bytes) -> tuple[int, int]:
     tag = data.find(b"<sheetData")
     if tag < 0:
         if re.search(rb"<[A-Za-z0-9_]+:sheetData", data):
-            raise Unsupported("prefixed SpreadsheetML")
+            raise UnsupportedError("prefixed SpreadsheetML")
         return 0, 0
     close = data.find(b">", tag)
     if close < 0:
-        raise Unsupported("worksheet ends inside <sheetData>")
+        raise UnsupportedError("worksheet ends inside <sheetData>")
     if data[close - 1:close] == b"/":
         return 0, 0
     end = data.find(b"</sheetData>", close)
     if end < 0:
-        raise Unsupported("no </sheetData>")
+        raise UnsupportedError("no </sheetData>")
     return close + 1, end
 
 
@@ -297,9 +298,8 @@ def _chunks(data: bytes, start: int, end: int, threads: int) -> list[tuple[int, 
     parts = max(1, min(threads, (end - start) // CHUNK_BYTES))
     cuts = [start]
     for k in range(1, parts):
+        # inside <sheetData> only <row> elements start so (cell text has "<" escaped)
         at = data.find(b"<row", start + (end - start) * k // parts, end)
-        while at >= 0 and data[at + 4:at + 5] not in (b" ", b">", b"\t", b"\n", b"\r"):
-            at = data.find(b"<row", at + 4, end)
         if at > cuts[-1]:
             cuts.append(at)
     cuts.append(end)
@@ -343,7 +343,7 @@ def read_grid(book: Workbook, index: int, *, tables: Tables | None = None,
 
     Raises
     ------
-    Unsupported
+    UnsupportedError
         When the sheet is not read here; read it with calamine.
     """
     threads = threads or min(os.cpu_count() or 1, 8)
@@ -360,21 +360,22 @@ def read_grid(book: Workbook, index: int, *, tables: Tables | None = None,
         results = _scan(buf, [(start, end)], *shared)
     for r in results:
         if r[7] != kernel.OK:
-            raise Unsupported(f"worksheet XML not understood near byte {r[8]}")
+            raise UnsupportedError(f"worksheet XML not understood near byte {r[8]}")
     return _assemble(results, tables.shared, len(data))
 
 
 def _assemble(results: list[tuple], shared: pa.Array, size: int) -> Grid:
     """Lay the scanned cells out as calamine's grid of text columns."""
-    counts = [int(r[4]) for r in results]
-    if sum(counts) == 0:
+    live = [r for r in results if r[4]]
+    if not live:
         return Grid(pa.table({}), frozenset())
-    live = [(r, n) for r, n in zip(results, counts, strict=True) if n]
-    first_col = min(int(r[1][:n].min()) for r, n in live)
-    width = max(int(r[1][:n].max()) for r, n in live) - first_col + 1
-    height = max(int(r[0][:n].max()) for r, n in live) + 1
-    if height * width > 8 * sum(counts) + (1 << 20):
-        raise Unsupported(f"sparse sheet ({height} x {width} grid, {sum(counts)} cells)")
+    cells = sum(int(r[4]) for r in live)
+    cols = [r[1][: r[4]] for r in live]
+    first_col = min(int(c.min()) for c in cols)
+    width = max(int(c.max()) for c in cols) - first_col + 1
+    height = max(int(r[0][: r[4]].max()) for r in live) + 1
+    if height * width > 8 * cells + (1 << 20):
+        raise UnsupportedError(f"sparse sheet ({height} x {width} grid, {cells} cells)")
     heaps, offsets, at = [], [np.zeros(1, np.int64)], 0
     for r in results:
         n_texts = int(r[6])
@@ -382,31 +383,41 @@ def _assemble(results: list[tuple], shared: pa.Array, size: int) -> Grid:
         heaps.append(r[9][: r[5][n_texts]])
         at += int(r[5][n_texts])
     own = np.concatenate(offsets)
-    kind = pa.string() if len(shared) == 0 or (
-        pa.types.is_large_string(shared.type) and _text_bytes(shared) + at < 2**31 - 1
-    ) else pa.large_string()
+    # one table of texts: the shared strings, the cells' own texts, and a missing value
+    kind = pa.string() if _text_bytes(shared) + at <= STRING_BYTES else pa.large_string()
     texts = pa.concat_arrays([shared.cast(kind),
                               _texts(np.concatenate(heaps), own, own.size - 1, kind),
                               pa.array([None], kind)])
-    null_ref = len(texts) - 1
-    dense = np.full((width, height), null_ref, np.int64)
-    prev, base = np.int64(-1), 0
-    for r, n in zip(results, counts, strict=True):
-        prev = kernel.layout(dense, r[0], r[1], r[2], n, base, len(shared), first_col, prev)
+    dense = np.full((width, height), len(texts) - 1, np.int64)
+    prev, base = -1, 0
+    for r in results:
+        prev = kernel.layout(dense, r[0], r[1], r[2], r[4], base, len(shared), first_col,
+                             prev)
         if prev < 0:
-            raise Unsupported("cells out of order or repeated")
+            raise UnsupportedError("cells out of order or repeated")
         base += int(r[6])
-    columns = {f"__UNNAMED__{j}": texts.take(pa.array(dense[j])) for j in range(width)}
-    bad = frozenset(int(c) - first_col for r, n in live
-                    for c in np.unique(r[1][:n][r[3][:n]]))
+    columns = {f"__UNNAMED__{j}": _as_string(texts.take(pa.array(dense[j])))
+               for j in range(width)}
+    flagged = np.concatenate([r[1][: r[4]][r[3][: r[4]]] for r in live])
+    bad = frozenset(int(c) - first_col for c in np.unique(flagged))
     logger.debug("xlsx grid: %d x %d, %d cells, %d inexact columns (%d bytes of XML)",
-                 height, width, sum(counts), len(bad), size)
+                 height, width, cells, len(bad), size)
     return Grid(pa.table(columns), bad)
+
+
+def _as_string(column: pa.Array) -> pa.Array:
+    """``column`` as Arrow ``string`` (calamine's type) when its text fits."""
+    if column.type == pa.string():
+        return column
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowInvalid:  # pragma: no cover - over 2 GiB of text in one column
+        return column
 
 
 def _text_bytes(arr: pa.Array) -> int:
     return int(pc.sum(pc.binary_length(arr)).as_py() or 0)
 
 
-__all__ = ["CHUNK_BYTES", "XLSX_SUFFIXES", "Grid", "Tables", "Unsupported", "Workbook",
-           "date_styles", "load_tables", "open_workbook", "read_grid", "shared_strings"]
+__all__ = ["CHUNK_BYTES", "STRING_BYTES", "XLSX_SUFFIXES", "Grid", "Tables", "UnsupportedError",
+           "Workbook", "date_styles", "load_tables", "open_workbook", "read_grid", "shared_strings"]

@@ -24,7 +24,7 @@ from kantong.engine.demo.xlsx import write_xlsx
 from kantong.engine.errors import InputError
 from kantong.engine.inputs import xlsx_kernel, xlsx_reader
 from kantong.engine.inputs.excel import read_sheet, sheet_names
-from kantong.engine.inputs.xlsx_reader import Unsupported, open_workbook, read_grid
+from kantong.engine.inputs.xlsx_reader import UnsupportedError, open_workbook, read_grid
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 
@@ -44,6 +44,7 @@ def assert_agrees(path, *, inexact: dict[int, set[int]] | None = None,
         got = read_grid(book, index, threads=threads)
         ref = calamine(path, index)
         assert got.table.shape == ref.shape, (index, got.table.shape, ref.shape)
+        assert got.table.schema.types == ref.schema.types, index
         assert got.inexact == frozenset((inexact or {}).get(index, set())), index
         for j in range(ref.num_columns):
             if j in got.inexact:
@@ -84,6 +85,7 @@ def _kinds_workbook(path, seed: int = 7):
         ws.write_rich_string(r, 9, "plain ", bold, "bold", " end")         # J rich
     ws.write_string(30, 12, "far right")                                   # M
     wb.add_worksheet("Kosong")
+    wb.add_worksheet("Format").write_blank(0, 0, None, bold)  # rows, but no value
     other = wb.add_worksheet("Hidden")
     other.write_row(2, 3, ["x", 1, "y"])
     other.hide()
@@ -102,12 +104,23 @@ def test_chunks_and_threads_change_nothing(tmp_path, monkeypatch):
     book = open_workbook(path)
     one = read_grid(book, 0, threads=1)
     monkeypatch.setattr(xlsx_reader, "CHUNK_BYTES", 256)
+    scans = _count_scans(monkeypatch)
     data = xlsx_reader._read(book, book.parts[0])
     chunks = xlsx_reader._chunks(data, *xlsx_reader._body(data), 5)
     many = read_grid(book, 0, threads=5)
     assert len(chunks) == 5 and all(data[s:s + 5] == b'<row ' for s, _ in chunks[1:])
     assert many.table.equals(one.table) and many.inexact == one.inexact
+    assert scans == [5]  # every row numbered: no second scan
     assert_agrees(path, inexact={0: {5, 6}}, threads=4)
+
+
+def _count_scans(monkeypatch) -> list[int]:
+    """Record the number of chunks of every scan of a sheet."""
+    scans: list[int] = []
+    scan = xlsx_reader._scan
+    monkeypatch.setattr(xlsx_reader, "_scan", lambda buf, chunks, *a: scans.append(
+        len(chunks)) or scan(buf, chunks, *a))
+    return scans
 
 
 def _package(tmp_path, body: str, *, shared: str | None = None, name="v.xlsx",
@@ -150,10 +163,7 @@ def _hand_written(tmp_path):
 def test_hand_written_spreadsheetml_in_many_chunks(tmp_path, monkeypatch):
     path = _hand_written(tmp_path)
     monkeypatch.setattr(xlsx_reader, "CHUNK_BYTES", 64)
-    scans = []
-    scan = xlsx_reader._scan
-    monkeypatch.setattr(xlsx_reader, "_scan", lambda buf, chunks, *a: scans.append(
-        len(chunks)) or scan(buf, chunks, *a))
+    scans = _count_scans(monkeypatch)
     # a chunk after the first starts at a <row> without r: the sheet is scanned again
     # in one piece
     assert_agrees(path, threads=4)
@@ -184,7 +194,7 @@ def test_hand_written_spreadsheetml_agrees(tmp_path):
 ])
 def test_sheets_it_does_not_understand_are_declined(tmp_path, body, why):
     path = _package(tmp_path, body, shared="<si><t>a</t></si>")
-    with pytest.raises(Unsupported, match=why):
+    with pytest.raises(UnsupportedError, match=why):
         read_grid(open_workbook(path), 0)
 
 
@@ -192,7 +202,7 @@ def test_prefixed_and_corrupt_packages_are_declined(tmp_path):
     prefixed = _package(tmp_path, "", name="p.xlsx", worksheet=(
         f'<x:worksheet xmlns:x="{NS}"><x:sheetData><x:row r="1"><x:c r="A1"><x:v>1</x:v>'
         "</x:c></x:row></x:sheetData></x:worksheet>"))
-    with pytest.raises(Unsupported, match="prefixed"):
+    with pytest.raises(UnsupportedError, match="prefixed"):
         read_grid(open_workbook(prefixed), 0)
     good = _package(tmp_path, "<row r='1'><c r='A1'><v>12345</v></c></row>" * 1,
                     name="g.xlsx")
@@ -203,12 +213,12 @@ def test_prefixed_and_corrupt_packages_are_declined(tmp_path):
     data[at] ^= 0xFF
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(bytes(data))
-    with pytest.raises(Unsupported):
+    with pytest.raises(UnsupportedError):
         read_grid(open_workbook(bad), 0)
-    with pytest.raises(Unsupported):
+    with pytest.raises(UnsupportedError):
         open_workbook(tmp_path / "missing.xlsx")
     (tmp_path / "text.xlsx").write_text("not a zip")
-    with pytest.raises(Unsupported):
+    with pytest.raises(UnsupportedError):
         open_workbook(tmp_path / "text.xlsx")
     with pytest.raises(InputError, match="not a readable Excel workbook"):
         sheet_names(tmp_path / "text.xlsx")
@@ -312,3 +322,128 @@ def test_register_numbers_are_exact(raw, text):
                                  "1234567890123456", " 5", "+5", ".5", ""])
 def test_numbers_calamine_may_write_otherwise_are_flagged(raw):
     assert _number(raw)[1] is False
+
+
+@pytest.mark.parametrize("code, is_date", [
+    ("dd/mm/yyyy", True), ("[$-421]d mmmm yyyy;@", True), ("[h]:mm:ss", True),
+    ("hh:mm", True), ("m/d/yy h:mm", True), ("DD/MM/YYYY", True), ("[H]:MM", True),
+    ("General", False), ("0.00%", False),
+    ("#,##0_);[Red](#,##0)", False), ('"Rp" #,##0', False), ('0 "hari"', False),
+    ("0\\d", False), ("[Blue]0.0", False), ("_-* #,##0_-;-* #,##0_-", False),
+])
+def test_date_formats_are_recognised(code, is_date):
+    assert xlsx_reader._is_date_code(code) is is_date
+
+
+def _raw_package(path, *, sheet: str, shared: str, extra: bytes = b"",
+                 more_sheets: str = "", root_target: str = "/xl/workbook.xml"):
+    """A package written member by member: stored (not deflated), absolute targets."""
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    parts = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/'
+            '2006/content-types"><Default Extension="rels" ContentType="application/vnd.'
+            'openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+            'ContentType="application/xml"/><Override PartName="/xl/workbook.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.'
+            'main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="'
+            'application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+            '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'),
+        "_rels/.rels": (f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+                        f'Type="{rel}/officeDocument" Target="{root_target}"/>'
+                        "</Relationships>"),
+        "xl/workbook.xml": (f'<workbook xmlns="{NS}" xmlns:r="{rel}"><sheets><sheet '
+                            'name="Isi" sheetId="1" r:id="rId1"/>' + more_sheets
+                            + "</sheets></workbook>"),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{pkg}"><Relationship Id="rId0" Type="{rel}/hyperlink" '
+            'Target="http://example.org/" TargetMode="External"/>'
+            f'<Relationship Id="rId1" Type="{rel}/worksheet" '
+            'Target="/xl/worksheets/sheet1.xml"/><Relationship Id="rId2" '
+            f'Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'),
+        "xl/sharedStrings.xml": f'<sst xmlns="{NS}">{shared}</sst>',
+        "xl/worksheets/sheet1.xml": (f'<worksheet xmlns="{NS}"><sheetData>{sheet}'
+                                     "</sheetData></worksheet>"),
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, text in parts.items():
+            info = zipfile.ZipInfo(name)
+            if name.endswith("sheet1.xml"):
+                info.extra = extra
+            zf.writestr(info, text.encode("utf-8", "surrogateescape"))
+    return path
+
+
+def test_stored_members_absolute_targets_and_extra_fields_agree(tmp_path):
+    path = _raw_package(tmp_path / "raw.xlsx", shared="<si><t>teks</t></si>",
+                        sheet="<row r='1'><c r='A1' t='s'><v>0</v></c><c r='B1'><v>5</v>"
+                              "</c></row><row r='2'><c r='A2'><v>6</v></c></row>",
+                        extra=b"\xfe\xca\x04\x00abcd")
+    assert_agrees(path)
+    assert read_grid(open_workbook(path), 0).table.to_pylist() == [
+        {"__UNNAMED__0": "teks", "__UNNAMED__1": "5"},
+        {"__UNNAMED__0": "6", "__UNNAMED__1": None}]
+
+
+def test_text_that_is_not_utf8_is_declined(tmp_path):
+    path = _raw_package(tmp_path / "bad.xlsx", shared="<si><t>o\udcff</t></si>",
+                        sheet="<row r='1'><c r='A1' t='s'><v>0</v></c></row>")
+    book = open_workbook(path)
+    with pytest.raises(UnsupportedError, match="not UTF-8"):
+        xlsx_reader.shared_strings(book)
+
+
+def test_an_encrypted_member_is_declined(tmp_path):
+    path = _raw_package(tmp_path / "enc.xlsx", shared="<si><t>a</t></si>",
+                        sheet="<row r='1'><c r='A1'><v>1</v></c></row>")
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02"))
+    while data[at + 46:at + 46 + 24] != b"xl/worksheets/sheet1.xml":
+        at = data.find(b"PK\x01\x02", at + 4)
+    data[at + 8] |= 0x1  # the central directory's "encrypted" flag of the sheet
+    path.write_bytes(bytes(data))
+    with pytest.raises(UnsupportedError, match="encrypted"):
+        read_grid(open_workbook(path), 0)
+
+
+@pytest.mark.parametrize("last_row, declined", [(524296, False), (524297, True)])
+def test_sparse_sheets_are_left_to_calamine(tmp_path, last_row, declined):
+    # two cells: the grid is 2 columns x last_row rows; more than 8 cells per value plus
+    # 2**20 (2 x 524,296 = 8 x 2 + 2**20) is declined
+    path = _package(tmp_path, f"<row r='1'><c r='A1'><v>1</v></c></row><row r='{last_row}'>"
+                              f"<c r='B{last_row}'><v>2</v></c></row>")
+    if declined:
+        with pytest.raises(UnsupportedError, match="sparse sheet"):
+            read_grid(open_workbook(path), 0)
+    else:
+        got = read_grid(open_workbook(path), 0).table
+        assert got.shape == (last_row, 2) and got.column(1)[last_row - 1].as_py() == "2"
+
+
+def test_texts_beyond_a_string_array_go_through_large_strings(tmp_path, monkeypatch):
+    path = _kinds_workbook(tmp_path / "kinds.xlsx", seed=5)
+    monkeypatch.setattr(xlsx_reader, "STRING_BYTES", 0)
+    assert_agrees(path, inexact={0: {5, 6}})
+
+
+def test_many_empty_shared_strings_agree(tmp_path):
+    # "<si/>" holds one "<" only: the table must still have a slot for each
+    cells = "".join(f"<c r='A{i}' t='s'><v>{i - 1}</v></c>" for i in range(1, 41))
+    path = _raw_package(tmp_path / "e.xlsx", shared="<si/>" * 39 + "<si><t>z</t></si>",
+                        sheet=f"<row r='1'>{cells}</row>")
+    assert_agrees(path)
+
+
+def test_a_sheet_without_its_part_and_a_damaged_member_are_declined(tmp_path):
+    body = "<row r='1'><c r='A1'><v>5</v></c></row>"
+    orphan = _raw_package(tmp_path / "o.xlsx", shared="", sheet=body,
+                          more_sheets='<sheet name="Hilang" sheetId="2" r:id="rId9"/>')
+    with pytest.raises(UnsupportedError, match="'Hilang' is not a worksheet"):
+        open_workbook(orphan)
+    damaged = _raw_package(tmp_path / "d.xlsx", shared="", sheet=body)
+    data = damaged.read_bytes()
+    damaged.write_bytes(data.replace(b"<v>5</v>", b"<v>6</v>"))  # stored: same size
+    with pytest.raises(UnsupportedError, match="CRC"):
+        read_grid(open_workbook(damaged), 0)
