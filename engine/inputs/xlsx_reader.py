@@ -135,11 +135,11 @@ def _rels(zf: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
     except KeyError:
         return {}
     out = {}
-    for rel in root:
-        target = rel.get("Target", "")  # external targets (URLs) are never read
+    for rel in root:  # Id, Type and Target are required (KeyError: declined)
+        target = rel.attrib["Target"]  # external targets (URLs) are never read
         member = (target.lstrip("/") if target.startswith("/")
                   else posixpath.normpath(posixpath.join(folder, target)))
-        out[rel.get("Id", "")] = (member, rel.get("Type", ""))
+        out[rel.attrib["Id"]] = (member, rel.attrib["Type"])
     return out
 
 
@@ -165,10 +165,10 @@ def open_workbook(path: str | Path) -> Workbook:
             for el in tree.iter():
                 if _local(el.tag) != "sheet":
                     continue
-                member, kind = rels.get(el.get(_REL, ""), ("", ""))
+                member, kind = rels.get(el.attrib[_REL], ("", ""))
                 if not kind.endswith("/worksheet"):
                     raise UnsupportedError(f"sheet {el.get('name')!r} is not a worksheet")
-                sheets.append(el.get("name", ""))
+                sheets.append(el.attrib["name"])
                 parts.append(member)
             kinds = {kind.rsplit("/", 1)[-1]: m for m, kind in rels.values()}
             return Workbook(path, sheets, parts, kinds.get("sharedStrings"),
@@ -229,16 +229,19 @@ def date_styles(book: Workbook) -> np.ndarray:
         raise UnsupportedError(f"styles: {exc}") from None
     custom = {}
     xfs: list[bool] = []
-    for el in root:
-        name = _local(el.tag)
-        if name == "numFmts":
-            for fmt in el:
-                custom[int(fmt.get("numFmtId", "0"))] = fmt.get("formatCode", "")
-        elif name == "cellXfs":
-            for xf in el:
-                fid = int(xf.get("numFmtId", "0"))
-                xfs.append(_is_date_code(custom[fid]) if fid in custom
-                           else fid not in _PLAIN_FORMAT_IDS)
+    try:
+        for el in root:
+            name = _local(el.tag)
+            if name == "numFmts":  # both attributes required
+                for fmt in el:
+                    custom[int(fmt.attrib["numFmtId"])] = fmt.attrib["formatCode"]
+            elif name == "cellXfs":
+                for xf in el:
+                    fid = int(xf.get("numFmtId", "0"))  # optional, 0 (General) by default
+                    xfs.append(_is_date_code(custom[fid]) if fid in custom
+                               else fid not in _PLAIN_FORMAT_IDS)
+    except (KeyError, ValueError) as exc:
+        raise UnsupportedError(f"styles: {exc!r}") from None
     return np.array(xfs, dtype=bool)
 
 

@@ -84,6 +84,8 @@ def _kinds_workbook(path, seed: int = 7):
         ws.write_number(r, 8, r / 4, percent)                              # I percent
         ws.write_rich_string(r, 9, "plain ", bold, "bold", " end")         # J rich
     ws.write_string(30, 12, "far right")                                   # M
+    rupiah = wb.add_format({"num_format": '"Rp" #,##0'})  # a custom format, not a date
+    ws.write_number(31, 10, 1500000, rupiah)                               # K
     wb.add_worksheet("Kosong")
     wb.add_worksheet("Format").write_blank(0, 0, None, bold)  # rows, but no value
     other = wb.add_worksheet("Hidden")
@@ -336,7 +338,8 @@ def test_date_formats_are_recognised(code, is_date):
 
 
 def _raw_package(path, *, sheet: str, shared: str, extra: bytes = b"",
-                 more_sheets: str = "", root_target: str = "/xl/workbook.xml"):
+                 more_sheets: str = "", more_rels: str = "", styles: str | None = None,
+                 root_target: str = "/xl/workbook.xml"):
     """A package written member by member: stored (not deflated), absolute targets."""
     rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
@@ -359,11 +362,13 @@ def _raw_package(path, *, sheet: str, shared: str, extra: bytes = b"",
                             + "</sheets></workbook>"),
         "xl/_rels/workbook.xml.rels": (
             f'<Relationships xmlns="{pkg}"><Relationship Id="rId0" Type="{rel}/hyperlink" '
-            'Target="http://example.org/" TargetMode="External"/>'
+            'Target="http://example.org/" TargetMode="External"/>' + more_rels
+            + f'<Relationship Id="rId3" Type="{rel}/styles" Target="styles.xml"/>'
             f'<Relationship Id="rId1" Type="{rel}/worksheet" '
             'Target="/xl/worksheets/sheet1.xml"/><Relationship Id="rId2" '
             f'Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'),
         "xl/sharedStrings.xml": f'<sst xmlns="{NS}">{shared}</sst>',
+        "xl/styles.xml": f'<styleSheet xmlns="{NS}">{styles or ""}</styleSheet>',
         "xl/worksheets/sheet1.xml": (f'<worksheet xmlns="{NS}"><sheetData>{sheet}'
                                      "</sheetData></worksheet>"),
     }
@@ -447,3 +452,29 @@ def test_a_sheet_without_its_part_and_a_damaged_member_are_declined(tmp_path):
     damaged.write_bytes(data.replace(b"<v>5</v>", b"<v>6</v>"))  # stored: same size
     with pytest.raises(UnsupportedError, match="CRC"):
         read_grid(open_workbook(damaged), 0)
+
+
+def test_styles_decide_which_numbers_are_dates(tmp_path):
+    styles = ('<numFmts count="2"><numFmt numFmtId="164" formatCode="dd/mm/yyyy"/>'
+              '<numFmt numFmtId="165" formatCode="&quot;Rp&quot; #,##0"/></numFmts>'
+              '<cellXfs count="5"><xf/><xf numFmtId="164"/><xf numFmtId="165"/>'
+              '<xf numFmtId="14"/><xf numFmtId="3"/></cellXfs>')
+    cells = "".join(f"<c r='{c}1' s='{s}'><v>43832</v></c>"
+                    for c, s in zip("ABCDE", range(5), strict=True))
+    path = _raw_package(tmp_path / "s.xlsx", shared="", styles=styles,
+                        sheet=f"<row r='1'>{cells}</row>")
+    book = open_workbook(path)
+    assert xlsx_reader.date_styles(book).tolist() == [False, True, False, True, False]
+    assert read_grid(book, 0).inexact == {1, 3}
+    assert_agrees(path, inexact={0: {1, 3}})
+
+
+@pytest.mark.parametrize("styles, rels", [
+    ('<numFmts><numFmt numFmtId="164"/></numFmts>', ""),  # no formatCode
+    ("", '<Relationship Type="x" Target="y.xml"/>'),  # no Id
+])
+def test_packages_missing_required_attributes_are_declined(tmp_path, styles, rels):
+    path = _raw_package(tmp_path / "m.xlsx", shared="", styles=styles, more_rels=rels,
+                        sheet="<row r='1'><c r='A1'><v>1</v></c></row>")
+    with pytest.raises(UnsupportedError):
+        read_grid(open_workbook(path), 0)
