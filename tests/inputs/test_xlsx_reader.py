@@ -169,7 +169,18 @@ def test_hand_written_spreadsheetml_in_many_chunks(tmp_path, monkeypatch):
     # a chunk after the first starts at a <row> without r: the sheet is scanned again
     # in one piece
     assert_agrees(path, threads=4)
-    assert scans == [3, 1]
+    assert_agrees(path, threads=2)
+    assert scans == [3, 1, 2, 1]
+
+
+def test_chunks_are_as_many_as_whole_chunk_sizes_fit(tmp_path, monkeypatch):
+    book = open_workbook(_kinds_workbook(tmp_path / "kinds.xlsx"))
+    data = xlsx_reader._read(book, book.parts[0])
+    start, end = xlsx_reader._body(data)
+    assert len(xlsx_reader._chunks(data, start, end, 4)) == 1  # under CHUNK_BYTES
+    monkeypatch.setattr(xlsx_reader, "CHUNK_BYTES", (end - start) * 2 // 5)
+    chunks = xlsx_reader._chunks(data, start, end, 4)  # 2.5 chunk sizes: 2 chunks
+    assert len(chunks) == 2 and chunks[0][0] == start and chunks[-1][1] == end
 
 
 def test_hand_written_spreadsheetml_agrees(tmp_path):
