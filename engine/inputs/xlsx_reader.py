@@ -349,7 +349,7 @@ def read_grid(book: Workbook, index: int, *, tables: Tables | None = None,
     UnsupportedError
         When the sheet is not read here; read it with calamine.
     """
-    threads = threads or min(os.cpu_count() or 1, 8)
+    threads = threads or min(os.cpu_count() or 1, 8)  # pragma: no mutate (any count reads alike)
     data = _read(book, book.parts[index])
     start, end = _body(data)
     if end <= start:
