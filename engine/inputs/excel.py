@@ -65,7 +65,8 @@ class SheetTable:
     columns
         Header names (blank headers become ``column_<n>``; repeated ones get ``_2`` ...).
     table
-        The data rows below the header, every column as text (Arrow).
+        The data rows below the header as text (Arrow): the columns ``need`` named when
+        the sheet was read (every column when it named none).
     """
 
     sheet: str
@@ -120,22 +121,38 @@ class _Workbook:
             self._calamine = _reader(self.path)
         return self._calamine
 
-    def grid(self, index: int) -> tuple[pa.Table, frozenset[int]]:
-        """Sheet ``index`` as text columns, and the columns to re-read for exact text."""
+    def grid(self, index: int) -> xlsx_reader.Grid | _TableGrid:
+        """Sheet ``index``: its columns built on demand, and those to re-read for exact text."""
         if self.fast is not None:
             try:
                 if self._tables is None:
                     self._tables = xlsx_reader.load_tables(self.fast)
-                got = xlsx_reader.read_grid(self.fast, index, tables=self._tables)
-                return got.table, got.inexact
+                return xlsx_reader.read_grid(self.fast, index, tables=self._tables)
             except xlsx_reader.UnsupportedError as exc:
                 logger.info("%s: sheet %r read with calamine (%s)", self.path,
                             self.names[index], exc)
-        return self.exact_grid(index), frozenset()
+        return self.exact_grid(index)
 
-    def exact_grid(self, index: int) -> pa.Table:
+    def exact_grid(self, index: int) -> _TableGrid:
         """Sheet ``index`` read by calamine."""
-        return _grid(self.calamine(), index, self.path)
+        return _TableGrid(_grid(self.calamine(), index, self.path))
+
+
+@dataclass(frozen=True)
+class _TableGrid:
+    """A calamine sheet table behind the interface of :class:`xlsx_reader.Grid`."""
+
+    table: pa.Table
+    inexact: frozenset[int] = frozenset()
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def to_table(self, columns: list[int] | None = None, *, start: int = 0,
+                 stop: int | None = None) -> pa.Table:
+        table = self.table if columns is None else self.table.select(columns)
+        return table.slice(start, None if stop is None else max(stop - start, 0))
 
 
 def _grid(reader, index: int, path: Path) -> pa.Table:  # noqa: ANN001
@@ -236,36 +253,38 @@ def read_sheet(path: str | Path, *, score: Score, sheet: str | int | None = None
         candidates = [_sheet_index(sheet, names, path)]
     else:
         candidates = list(range(len(names)))
-    best: tuple[tuple[int, int], int, pa.Table, int, frozenset[int]] | None = None
+    best = None
     for index in candidates:
-        grid, inexact = book.grid(index)
+        grid = book.grid(index)
         if grid.num_rows == 0:
             continue
+        head = grid.to_table(stop=max(HEADER_SCAN_ROWS, header_row or 0))
         if header_row is not None:
-            row, known = header_row - 1, score([t for t in _row_texts(grid, header_row - 1)
+            row, known = header_row - 1, score([t for t in _row_texts(head, header_row - 1)
                                                  if t]) if header_row <= grid.num_rows else 0
         else:
-            row, known = find_header(grid, score)
+            row, known = find_header(head, score)
         key = (known, grid.num_rows - row - 1)
         if best is None or key > best[0]:
-            best = (key, index, grid, row, inexact)
+            best = (key, index, grid, head, row)
     if best is None:
         raise InputError(f"{path}: every sheet is empty")
-    _, index, grid, row, inexact = best
+    _, index, grid, head, row = best
     if row >= grid.num_rows:
         raise InputError(f"{path}: header row {row + 1} is below the last row of sheet "
                          f"{names[index]!r} ({grid.num_rows} rows)")
-    header = _names(_row_texts(grid, row))
-    if inexact:
-        wanted = set(header) if need is None else set(need(header))
-        redo = sorted(header[j] for j in inexact if header[j] in wanted)
-        if redo:
-            logger.info("%s: sheet %r read again with calamine for the exact text of %s "
-                        "(dates, error values or long numbers)", path, names[index],
-                        ", ".join(redo))
-            grid = book.exact_grid(index)
-            header = _names(_row_texts(grid, row))
-    table = grid.slice(row + 1).rename_columns(header)
+    header = _names(_row_texts(head, row))
+    needed = set(header) if need is None else set(need(header))
+    wanted = [j for j, name in enumerate(header) if name in needed]
+    redo = sorted(header[j] for j in grid.inexact if j in wanted)
+    if redo:
+        logger.info("%s: sheet %r read again with calamine for the exact text of %s "
+                    "(dates, error values or long numbers)", path, names[index],
+                    ", ".join(redo))
+        grid = book.exact_grid(index)
+        header = _names(_row_texts(grid.to_table(stop=row + 1), row))
+    # only the columns asked for are built (a register's personal columns never are)
+    table = grid.to_table(wanted, start=row + 1).rename_columns([header[j] for j in wanted])
     how = "given" if sheet is not None and header_row is not None else "detected"
     if len(candidates) > 1:
         logger.info("%s: reading sheet %r (%d of %d: %s), header in row %d", path,

@@ -107,19 +107,52 @@ class Tables:
 
 @dataclass(frozen=True)
 class Grid:
-    """A worksheet as text columns.
+    """A worksheet as text columns, built on demand.
 
     Attributes
     ----------
-    table
-        Every column as text (``None`` where a cell has no value).
+    texts
+        Every text of the sheet, the last entry missing (``None``).
+    refs
+        ``(columns, rows)`` positions in ``texts`` of each cell's text.
     inexact
         0-based positions of the columns holding a cell whose text may differ from
         calamine's (a date, an error value, an exponent number, ...).
     """
 
-    table: pa.Table
+    texts: pa.Array
+    refs: np.ndarray
     inexact: frozenset[int]
+
+    @classmethod
+    def empty(cls) -> Grid:
+        """Return the grid of a sheet without a value."""
+        return cls(pa.array([None], pa.string()), np.zeros((0, 0), np.int64), frozenset())
+
+    @property
+    def num_rows(self) -> int:
+        """Rows, from the sheet's first to its last row with a value."""
+        return int(self.refs.shape[1])
+
+    @property
+    def num_columns(self) -> int:
+        """Columns, from the first to the last with a value."""
+        return int(self.refs.shape[0])
+
+    def to_table(self, columns: list[int] | None = None, *, start: int = 0,
+                 stop: int | None = None) -> pa.Table:
+        """Return ``columns`` (default: all) of rows ``start:stop`` as Arrow text.
+
+        Columns are named ``__UNNAMED__<position>``, as fastexcel names them.
+        """
+        chosen = range(self.num_columns) if columns is None else columns
+        return pa.table({f"__UNNAMED__{j}": _as_string(self.texts.take(
+            pa.array(self.refs[j, start:stop]))) for j in chosen})
+
+    @property
+    def table(self) -> pa.Table:
+        """Every column as text (``None`` where a cell has no value)."""
+        return self.to_table()
 
 
 def _local(tag: str) -> str:
@@ -353,7 +386,7 @@ def read_grid(book: Workbook, index: int, *, tables: Tables | None = None,
     data = _read(book, book.parts[index])
     start, end = _body(data)
     if end <= start:
-        return Grid(pa.table({}), frozenset())
+        return Grid.empty()
     tables = tables or load_tables(book)
     buf = np.frombuffer(data, np.uint8)
     shared = (len(tables.shared), tables.shared_exact, tables.dates)
@@ -368,10 +401,10 @@ def read_grid(book: Workbook, index: int, *, tables: Tables | None = None,
 
 
 def _assemble(results: list[tuple], shared: pa.Array, size: int) -> Grid:
-    """Lay the scanned cells out as calamine's grid of text columns."""
+    """Lay the scanned cells out as calamine's grid (columns are built on demand)."""
     live = [r for r in results if r[4]]
     if not live:
-        return Grid(pa.table({}), frozenset())
+        return Grid.empty()
     cells = sum(int(r[4]) for r in live)
     cols = [r[1][: r[4]] for r in live]
     first_col = min(int(c.min()) for c in cols)
@@ -399,13 +432,11 @@ def _assemble(results: list[tuple], shared: pa.Array, size: int) -> Grid:
         if prev < 0:
             raise UnsupportedError("cells out of order or repeated")
         base += int(r[6])
-    columns = {f"__UNNAMED__{j}": _as_string(texts.take(pa.array(dense[j])))
-               for j in range(width)}
     flagged = np.concatenate([r[1][: r[4]][r[3][: r[4]]] for r in live])
     bad = frozenset(int(c) - first_col for c in np.unique(flagged))
     logger.debug("xlsx grid: %d x %d, %d cells, %d inexact columns (%d bytes of XML)",
                  height, width, cells, len(bad), size)
-    return Grid(pa.table(columns), bad)
+    return Grid(texts, dense, bad)
 
 
 def _as_string(column: pa.Array) -> pa.Array:

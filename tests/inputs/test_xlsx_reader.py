@@ -246,6 +246,9 @@ def test_declined_sheets_are_read_by_calamine_instead(tmp_path, caplog):
     assert "read with calamine (cells out of order" in caplog.text
     assert got.table.to_pylist() == calamine(path).slice(1).rename_columns(
         ["desil", "column_2"]).to_pylist()
+    only = read_sheet(path, score=lambda names: int("desil" in names),
+                      need=lambda names: ["desil"])
+    assert only.table.to_pylist() == [{"desil": "1"}]
 
 
 def test_inexact_columns_are_read_again_only_when_needed(tmp_path, caplog):
@@ -266,6 +269,8 @@ def test_inexact_columns_are_read_again_only_when_needed(tmp_path, caplog):
         fast = read_sheet(path, score=score, need=lambda names: ["desil"])
     assert "read again" not in caplog.text
     assert fast.table.column("desil").to_pylist() == ["1", "2", "3"]
+    assert fast.columns == ["desil", "tanggal_lahir"]
+    assert fast.table.column_names == ["desil"]  # only the columns asked for are built
     with caplog.at_level(logging.INFO, logger="kantong.engine.inputs.excel"):
         exact = read_sheet(path, score=score, need=lambda names: ["desil", "tanggal_lahir"])
     assert "read again with calamine for the exact text of tanggal_lahir" in caplog.text
