@@ -77,6 +77,8 @@ class Workbook:
         Zip member of the shared-string table, or ``None``.
     styles
         Zip member of the style sheet, or ``None``.
+    members
+        The zip directory, read once when the workbook is opened.
     """
 
     path: Path
@@ -84,6 +86,7 @@ class Workbook:
     parts: list[str]
     shared: str | None
     styles: str | None
+    members: dict[str, zipfile.ZipInfo]
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def open_workbook(path: str | Path) -> Workbook:
                 parts.append(member)
             kinds = {kind.rsplit("/", 1)[-1]: m for m, kind in rels.values()}
             return Workbook(path, sheets, parts, kinds.get("sharedStrings"),
-                            kinds.get("styles"))
+                            kinds.get("styles"), {i.filename: i for i in zf.infolist()})
     except (zipfile.BadZipFile, ElementTree.ParseError, KeyError, OSError) as exc:
         raise UnsupportedError(f"{type(exc).__name__}: {exc}") from None
 
@@ -237,12 +240,9 @@ def _member(path: Path, info: zipfile.ZipInfo) -> bytes:
 
 
 def _read(book: Workbook, member: str) -> bytes:
-    with zipfile.ZipFile(book.path) as zf:
-        try:
-            info = zf.getinfo(member)
-        except KeyError:
-            raise UnsupportedError(f"no member {member}") from None
-    return _member(book.path, info)
+    if member not in book.members:
+        raise UnsupportedError(f"no member {member}")
+    return _member(book.path, book.members[member])
 
 
 def _is_date_code(code: str) -> bool:
